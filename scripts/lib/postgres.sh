@@ -1,0 +1,156 @@
+# shellcheck shell=bash
+# PostgreSQL helpers for claimcheck scripts (test runner, dev, fault tests).
+# Source it (after common.sh is found next to it); do not execute it.
+#
+#   pg_ensure_installed   find initdb/pg_ctl/postgres (PATH, then
+#                         /usr/lib/postgresql/*/bin), apt-get install
+#                         postgresql if missing; sets PG_BINDIR and puts it
+#                         on PATH.
+#   pg_url_answers URL    true if a server answers at URL.
+#   pg_start_private      initdb + start a throwaway cluster on a free port of
+#                         127.0.0.1; exports DATABASE_URL (admin URL, user
+#                         postgres, database postgres, trust auth).
+#   pg_stop_private       stop it and delete its directory (idempotent).
+#   pg_use_or_start       keep DATABASE_URL if it answers, else pg_start_private.
+#
+# State: CLAIMCHECK_PG_DIR (temp dir: data/, socket, postgres.log),
+#        CLAIMCHECK_PG_PORT.
+
+[[ -n "${_CC_POSTGRES_SH:-}" ]] && return 0
+_CC_POSTGRES_SH=1
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+_pg_bindir_candidates() {
+    local d
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        d=$(dirname "$(readlink -f "$(command -v pg_ctl)")")
+        printf '%s\n' "$d"
+    fi
+    # Newest major version first.
+    # shellcheck disable=SC2012
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -rn || true
+}
+
+_pg_find_bindir() {
+    local d
+    while IFS= read -r d; do
+        if [[ -x "$d/initdb" && -x "$d/pg_ctl" && -x "$d/postgres" ]]; then
+            printf '%s\n' "$d"
+            return 0
+        fi
+    done < <(_pg_bindir_candidates)
+    return 1
+}
+
+pg_ensure_installed() {
+    if ! PG_BINDIR=$(_pg_find_bindir); then
+        cc_log "PostgreSQL server not found: installing Debian's postgresql"
+        cc_apt_install postgresql
+        PG_BINDIR=$(_pg_find_bindir) ||
+            cc_die "postgresql installed but initdb/pg_ctl/postgres not found"
+    fi
+    case ":$PATH:" in
+    *":$PG_BINDIR:"*) ;;
+    *) export PATH="$PATH:$PG_BINDIR" ;;
+    esac
+    export PG_BINDIR
+}
+
+# Run a PostgreSQL server program as a user it accepts (not root).
+_pg_as_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+pg_url_answers() {
+    local url=$1
+    [[ -n "$url" ]] || return 1
+    if command -v psql >/dev/null 2>&1; then
+        PGCONNECT_TIMEOUT=5 psql "$url" -XAtq -c 'select 1' >/dev/null 2>&1
+    elif command -v pg_isready >/dev/null 2>&1; then
+        pg_isready -q -t 5 -d "$url" >/dev/null 2>&1
+    else
+        return 1
+    fi
+}
+
+pg_start_private() {
+    [[ -n "${PG_BINDIR:-}" ]] || pg_ensure_installed
+    local version major
+    version=$("$PG_BINDIR/postgres" --version | awk '{print $NF}')
+    major=${version%%.*}
+
+    if [[ $(id -u) -eq 0 ]]; then
+        id postgres >/dev/null 2>&1 ||
+            useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres ||
+            cc_die "cannot create the postgres user"
+        # The postgres user must reach the directory: use /tmp, not $TMPDIR.
+        CLAIMCHECK_PG_DIR=$(mktemp -d /tmp/claimcheck-pg.XXXXXX)
+        chown postgres: "$CLAIMCHECK_PG_DIR"
+    else
+        CLAIMCHECK_PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/claimcheck-pg.XXXXXX")
+    fi
+    export CLAIMCHECK_PG_DIR
+    local dir=$CLAIMCHECK_PG_DIR
+
+    if ! _pg_as_owner "$PG_BINDIR/initdb" -D "$dir/data" --auth=trust -U postgres \
+        --encoding=UTF8 --locale=C --no-sync >"$dir/initdb.log" 2>&1; then
+        tail -n 30 "$dir/initdb.log" >&2
+        cc_die "initdb failed (log above)"
+    fi
+
+    local attempt port
+    for attempt in 1 2 3; do
+        port=$(cc_free_ports 1)
+        cc_log "starting PostgreSQL $major on 127.0.0.1:$port"
+        if _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" \
+            -w -t 60 -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            start >/dev/null; then
+            CLAIMCHECK_PG_PORT=$port
+            export CLAIMCHECK_PG_PORT
+            export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+            if ! pg_url_answers "$DATABASE_URL"; then
+                cc_die "PostgreSQL started but $DATABASE_URL does not answer"
+            fi
+            return 0
+        fi
+        cc_warn "PostgreSQL did not start (attempt $attempt); log tail:"
+        tail -n 20 "$dir/postgres.log" >&2 || true
+    done
+    cc_die "could not start PostgreSQL"
+}
+
+pg_stop_private() {
+    local dir=${CLAIMCHECK_PG_DIR:-}
+    [[ -n "$dir" && -d "$dir" ]] || return 0
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+        if ! _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w -t 30 \
+            stop >/dev/null 2>&1; then
+            # Last resort: immediate shutdown of the postmaster we started.
+            local pid
+            pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+            if [[ "$pid" =~ ^[0-9]+$ ]]; then
+                kill -QUIT "$pid" 2>/dev/null || true
+                sleep 1
+            fi
+        fi
+    fi
+    rm -rf "$dir"
+    unset CLAIMCHECK_PG_DIR CLAIMCHECK_PG_PORT
+}
+
+pg_use_or_start() {
+    if [[ -n "${DATABASE_URL:-}" ]]; then
+        if pg_url_answers "$DATABASE_URL"; then
+            cc_log "using PostgreSQL at DATABASE_URL (it answers)"
+            return 0
+        fi
+        cc_warn "DATABASE_URL is set but does not answer; starting a private cluster"
+    fi
+    pg_start_private
+}

@@ -1,0 +1,355 @@
+//! Configuration, read from the environment (the contract's table).
+//!
+//! Durations accept `30s`, `5m`, `24h`, `7d` (and `0` where zero means "off");
+//! sizes accept `16MiB`, `5GiB` or plain bytes. A bad value is an error that
+//! names the variable, never a silent default.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use crate::store::{s3::S3Settings, MAX_PART_SIZE, MIN_PART_SIZE};
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Which object store to use.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// Files under a directory.
+    Fs {
+        /// The root directory.
+        root: PathBuf,
+    },
+    /// An S3-compatible server.
+    S3(S3Settings),
+}
+
+/// Everything both binaries read from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `CLAIMCHECK_LISTEN`.
+    pub listen: SocketAddr,
+    /// `CLAIMCHECK_METRICS_LISTEN`.
+    pub metrics_listen: SocketAddr,
+    /// `CLAIMCHECK_STORE` and its settings.
+    pub store: StoreConfig,
+    /// `CLAIMCHECK_CLAIM_TTL`.
+    pub claim_ttl: Duration,
+    /// `CLAIMCHECK_UNCONSUMED_TTL`; `None` keeps unconsumed uploads forever.
+    pub unconsumed_ttl: Option<Duration>,
+    /// `CLAIMCHECK_MAX_UPLOAD_SIZE`, bytes.
+    pub max_upload_size: u64,
+    /// `CLAIMCHECK_MAX_PENDING_PER_OWNER`.
+    pub max_pending_per_owner: u32,
+    /// `CLAIMCHECK_PART_SIZE`, bytes.
+    pub part_size: u64,
+    /// `CLAIMCHECK_DELETE_MAX_ATTEMPTS`.
+    pub delete_max_attempts: u32,
+    /// `CLAIMCHECK_DELETE_LEASE`.
+    pub delete_lease: Duration,
+    /// `CLAIMCHECK_DELETE_BATCH`.
+    pub delete_batch: u32,
+    /// `CLAIMCHECK_DELETE_CONCURRENCY`.
+    pub delete_concurrency: u32,
+    /// `CLAIMCHECK_SWEEP_INTERVAL`.
+    pub sweep_interval: Duration,
+    /// `CLAIMCHECK_POLL_INTERVAL`.
+    pub poll_interval: Duration,
+    /// `CLAIMCHECK_DELETE_BACKOFF_BASE`.
+    pub delete_backoff_base: Duration,
+    /// `CLAIMCHECK_DELETE_BACKOFF_MAX`.
+    pub delete_backoff_max: Duration,
+    /// `CLAIMCHECK_ALLOWED_CONTENT_TYPES`.
+    pub allowed_content_types: Vec<String>,
+    /// `CLAIMCHECK_DENIED_CONTENT_TYPES`.
+    pub denied_content_types: Vec<String>,
+    /// `CLAIMCHECK_KEY_PREFIX`.
+    pub key_prefix: String,
+    /// `CLAIMCHECK_PRESIGN_TTL`.
+    pub presign_ttl: Duration,
+    /// `CLAIMCHECK_URL_SIGNING_KEY`.
+    pub url_signing_key: Option<String>,
+    /// `CLAIMCHECK_DB_POOL_SIZE`.
+    pub db_pool_size: usize,
+    /// `CLAIMCHECK_SHUTDOWN_TIMEOUT`.
+    pub shutdown_timeout: Duration,
+    /// `CLAIMCHECK_BODY_IDLE_TIMEOUT`.
+    pub body_idle_timeout: Duration,
+    /// `CLAIMCHECK_CORS_ORIGINS`.
+    pub cors_origins: Vec<String>,
+    /// `CLAIMCHECK_PUBLIC_BASE_URL`.
+    pub public_base_url: Option<String>,
+    /// `CLAIMCHECK_LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default: for log pipelines).
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+const DEFAULT_DENIED: &str =
+    "text/html, image/svg+xml, application/xhtml+xml, application/javascript, text/javascript";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&get);
+        let store = match env.str("CLAIMCHECK_STORE", "fs").as_str() {
+            "fs" => StoreConfig::Fs {
+                root: PathBuf::from(env.str("CLAIMCHECK_FS_ROOT", "./data")),
+            },
+            "s3" => {
+                let endpoint = env.opt("CLAIMCHECK_S3_ENDPOINT");
+                StoreConfig::S3(S3Settings {
+                    public_endpoint: env
+                        .opt("CLAIMCHECK_S3_PUBLIC_ENDPOINT")
+                        .or(endpoint.clone()),
+                    endpoint,
+                    bucket: env.opt("CLAIMCHECK_S3_BUCKET").ok_or_else(|| ConfigError {
+                        var: "CLAIMCHECK_S3_BUCKET",
+                        message: "required when CLAIMCHECK_STORE=s3".into(),
+                    })?,
+                    region: env.str("CLAIMCHECK_S3_REGION", "us-east-1"),
+                    force_path_style: env.parse("CLAIMCHECK_S3_FORCE_PATH_STYLE", "false")?,
+                    access_key_id: env.opt("AWS_ACCESS_KEY_ID"),
+                    secret_access_key: env.opt("AWS_SECRET_ACCESS_KEY"),
+                })
+            }
+            other => {
+                return Err(ConfigError::new(
+                    "CLAIMCHECK_STORE",
+                    format!("`{other}`: expected fs or s3"),
+                ))
+            }
+        };
+        let part_size = env.size("CLAIMCHECK_PART_SIZE", "16MiB")?;
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part_size) {
+            return Err(ConfigError::new(
+                "CLAIMCHECK_PART_SIZE",
+                "must be between 5MiB and 5GiB (S3's part limits)".into(),
+            ));
+        }
+        let config = Config {
+            database_url: env.opt("DATABASE_URL"),
+            listen: env.parse("CLAIMCHECK_LISTEN", "127.0.0.1:8080")?,
+            metrics_listen: env.parse("CLAIMCHECK_METRICS_LISTEN", "127.0.0.1:9090")?,
+            store,
+            claim_ttl: env.duration("CLAIMCHECK_CLAIM_TTL", "24h")?,
+            unconsumed_ttl: Some(env.duration("CLAIMCHECK_UNCONSUMED_TTL", "7d")?)
+                .filter(|d| !d.is_zero()),
+            max_upload_size: env.size("CLAIMCHECK_MAX_UPLOAD_SIZE", "5GiB")?,
+            max_pending_per_owner: env.parse("CLAIMCHECK_MAX_PENDING_PER_OWNER", "100")?,
+            part_size,
+            delete_max_attempts: env.parse("CLAIMCHECK_DELETE_MAX_ATTEMPTS", "12")?,
+            delete_lease: env.duration("CLAIMCHECK_DELETE_LEASE", "5m")?,
+            delete_batch: env.parse("CLAIMCHECK_DELETE_BATCH", "100")?,
+            delete_concurrency: env.parse("CLAIMCHECK_DELETE_CONCURRENCY", "8")?,
+            sweep_interval: env.duration("CLAIMCHECK_SWEEP_INTERVAL", "60s")?,
+            poll_interval: env.duration("CLAIMCHECK_POLL_INTERVAL", "5s")?,
+            delete_backoff_base: env.duration("CLAIMCHECK_DELETE_BACKOFF_BASE", "30s")?,
+            delete_backoff_max: env.duration("CLAIMCHECK_DELETE_BACKOFF_MAX", "1h")?,
+            allowed_content_types: env.list("CLAIMCHECK_ALLOWED_CONTENT_TYPES", "*/*"),
+            denied_content_types: env.list("CLAIMCHECK_DENIED_CONTENT_TYPES", DEFAULT_DENIED),
+            key_prefix: env.str("CLAIMCHECK_KEY_PREFIX", ""),
+            presign_ttl: env.duration("CLAIMCHECK_PRESIGN_TTL", "15m")?,
+            url_signing_key: env.opt("CLAIMCHECK_URL_SIGNING_KEY"),
+            db_pool_size: env.parse("CLAIMCHECK_DB_POOL_SIZE", "16")?,
+            shutdown_timeout: env.duration("CLAIMCHECK_SHUTDOWN_TIMEOUT", "5m")?,
+            body_idle_timeout: env.duration("CLAIMCHECK_BODY_IDLE_TIMEOUT", "60s")?,
+            cors_origins: env.list("CLAIMCHECK_CORS_ORIGINS", ""),
+            public_base_url: env.opt("CLAIMCHECK_PUBLIC_BASE_URL"),
+            log_format: match env.str("CLAIMCHECK_LOG_FORMAT", "json").as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => {
+                    return Err(ConfigError::new(
+                        "CLAIMCHECK_LOG_FORMAT",
+                        format!("`{other}`: expected json or pretty"),
+                    ))
+                }
+            },
+        };
+        config.check()
+    }
+
+    fn check(self) -> Result<Self, ConfigError> {
+        let positive = [
+            ("CLAIMCHECK_DELETE_MAX_ATTEMPTS", self.delete_max_attempts),
+            ("CLAIMCHECK_DELETE_BATCH", self.delete_batch),
+            ("CLAIMCHECK_DELETE_CONCURRENCY", self.delete_concurrency),
+        ];
+        for (var, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::new(var, "must be at least 1".into()));
+            }
+        }
+        if self.db_pool_size == 0 {
+            return Err(ConfigError::new(
+                "CLAIMCHECK_DB_POOL_SIZE",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.claim_ttl.is_zero() || self.delete_lease.is_zero() {
+            return Err(ConfigError::new(
+                "CLAIMCHECK_CLAIM_TTL/CLAIMCHECK_DELETE_LEASE",
+                "must be longer than 0".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: String) -> Self {
+        Self { var, message }
+    }
+}
+
+/// Parses `30s`, `5m`, `24h`, `7d`, or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match s.trim() {
+        "0" => Ok(Duration::ZERO),
+        s => humantime::parse_duration(s).map_err(|e| e.to_string()),
+    }
+}
+
+/// Parses `16MiB`, `5GiB`, `1048576`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    bytesize::ByteSize::from_str(s.trim()).map(|b| b.as_u64())
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn opt(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn str(&self, var: &str, default: &str) -> String {
+        self.opt(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn with<T>(
+        &self,
+        var: &'static str,
+        default: &str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        let value = self.str(var, default);
+        f(&value).map_err(|e| ConfigError::new(var, format!("`{value}`: {e}")))
+    }
+
+    fn parse<T: FromStr>(&self, var: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.with(var, default, |v| v.parse::<T>().map_err(|e| e.to_string()))
+    }
+
+    fn duration(&self, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
+        self.with(var, default, parse_duration)
+    }
+
+    fn size(&self, var: &'static str, default: &str) -> Result<u64, ConfigError> {
+        self.with(var, default, parse_size)
+    }
+
+    fn list(&self, var: &str, default: &str) -> Vec<String> {
+        self.str(var, default)
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.claim_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(c.unconsumed_ttl, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert_eq!(c.max_upload_size, 5 * 1024 * 1024 * 1024);
+        assert_eq!(c.part_size, 16 * 1024 * 1024);
+        assert_eq!(c.delete_max_attempts, 12);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c
+            .denied_content_types
+            .contains(&"image/svg+xml".to_string()));
+        assert!(matches!(c.store, StoreConfig::Fs { .. }));
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn zero_unconsumed_ttl_keeps_uploads_forever() {
+        let c = config(&[("CLAIMCHECK_UNCONSUMED_TTL", "0")]).unwrap();
+        assert_eq!(c.unconsumed_ttl, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = config(&[("CLAIMCHECK_CLAIM_TTL", "soon")]).unwrap_err();
+        assert_eq!(err.var, "CLAIMCHECK_CLAIM_TTL");
+        let err = config(&[("CLAIMCHECK_PART_SIZE", "1MiB")]).unwrap_err();
+        assert_eq!(err.var, "CLAIMCHECK_PART_SIZE");
+        let err = config(&[("CLAIMCHECK_STORE", "s3")]).unwrap_err();
+        assert_eq!(err.var, "CLAIMCHECK_S3_BUCKET");
+        let err = config(&[("CLAIMCHECK_DELETE_BATCH", "0")]).unwrap_err();
+        assert_eq!(err.var, "CLAIMCHECK_DELETE_BATCH");
+    }
+
+    #[test]
+    fn s3_public_endpoint_defaults_to_the_endpoint() {
+        let c = config(&[
+            ("CLAIMCHECK_STORE", "s3"),
+            ("CLAIMCHECK_S3_BUCKET", "b"),
+            ("CLAIMCHECK_S3_ENDPOINT", "http://s3:3900"),
+        ])
+        .unwrap();
+        let StoreConfig::S3(s3) = c.store else {
+            panic!("s3 expected")
+        };
+        assert_eq!(s3.public_endpoint.as_deref(), Some("http://s3:3900"));
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+    }
+}

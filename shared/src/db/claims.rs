@@ -1,0 +1,312 @@
+//! The claim store: upload claims from creation to consumption or sweep.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, Transaction};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{deletes, secs, DbError};
+use crate::domain::{Claim, ClaimStatus, DeleteReason};
+
+const COLUMNS: &str = "id, object_key, upload_id, status, owner, filename, content_type, size, \
+                       public, sha256, part_size, part_count, created_at, expires_at, uploaded_at";
+
+/// A claim to create.
+#[derive(Debug, Clone)]
+pub struct NewClaim {
+    /// uuid v7.
+    pub id: Uuid,
+    /// The object key (see [`crate::domain::object_key`]).
+    pub key: String,
+    /// The token's owner.
+    pub owner: String,
+    /// The client's filename.
+    pub filename: String,
+    /// The declared content type.
+    pub content_type: String,
+    /// Declared size in bytes.
+    pub size: i64,
+    /// `pub/` or `priv/`.
+    pub public: bool,
+    /// `(part_size, part_count)` for a chunked upload.
+    pub parts: Option<(i64, i32)>,
+    /// The pending claim's lifetime from now (the database's now).
+    pub ttl: Duration,
+}
+
+/// Why a claim was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The owner already has `max` pending claims.
+    #[error("the owner already has {max} uploads in flight")]
+    TooManyPending {
+        /// The cap.
+        max: u32,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What a conditional state change found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// This call made the change.
+    Done(Claim),
+    /// The claim was already in the target state (a repeated call).
+    AlreadyDone(Claim),
+    /// The claim is pending but its TTL has run out.
+    Expired(Claim),
+    /// No such claim (never created, consumed, discarded or swept).
+    NotFound,
+}
+
+/// Upload claims in PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct ClaimStore {
+    pool: Pool,
+}
+
+impl ClaimStore {
+    /// A store over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// Creates a pending claim, unless its owner already has `max_pending`.
+    ///
+    /// Count-then-insert races when many pods create claims for one owner at
+    /// once, so both run in one transaction holding a transaction-level
+    /// advisory lock on the owner: concurrent creations for the same owner
+    /// queue up for a few microseconds, other owners are not affected.
+    pub async fn create(&self, new: &NewClaim, max_pending: u32) -> Result<Claim, CreateError> {
+        let mut client = self.pool.get().await.map_err(DbError::from)?;
+        let tx = client.transaction().await.map_err(DbError::from)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || $1, 0))",
+            &[&new.owner],
+        )
+        .await
+        .map_err(DbError::from)?;
+        let pending: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM claimcheck.upload_claims WHERE owner = $1 AND status = 'pending'",
+                &[&new.owner],
+            )
+            .await
+            .map_err(DbError::from)?
+            .get(0);
+        if pending >= i64::from(max_pending) {
+            return Err(CreateError::TooManyPending { max: max_pending });
+        }
+        let (part_size, part_count) = new.parts.unzip();
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO claimcheck.upload_claims
+                       (id, object_key, owner, filename, content_type, size, public,
+                        part_size, part_count, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
+                     RETURNING {COLUMNS}"
+                ),
+                &[
+                    &new.id,
+                    &new.key,
+                    &new.owner,
+                    &new.filename,
+                    &new.content_type,
+                    &new.size,
+                    &new.public,
+                    &part_size,
+                    &part_count,
+                    &secs(new.ttl),
+                ],
+            )
+            .await
+            .map_err(DbError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok(claim_from_row(&row)?)
+    }
+
+    /// Records the multipart session of a pending claim. False when the claim
+    /// is gone or no longer pending, or already has a session.
+    pub async fn set_upload_id(&self, id: Uuid, upload_id: &str) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE claimcheck.upload_claims SET upload_id = $2
+                  WHERE id = $1 AND status = 'pending' AND upload_id IS NULL",
+                &[&id, &upload_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Stamps progress on a pending claim that has not expired: it now expires
+    /// `ttl` from now. False when the claim is gone, uploaded or expired.
+    pub async fn touch(&self, id: Uuid, ttl: Duration) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE claimcheck.upload_claims
+                    SET expires_at = now() + make_interval(secs => $2)
+                  WHERE id = $1 AND status = 'pending' AND expires_at > now()",
+                &[&id, &secs(ttl)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Marks a pending, unexpired claim uploaded with its checksum; it then
+    /// expires after `unconsumed_ttl` (never, when `None`).
+    ///
+    /// Conditional: of a complete racing another complete, an abort or the
+    /// sweeper, exactly one wins; the others learn what happened instead.
+    pub async fn mark_uploaded(
+        &self,
+        id: Uuid,
+        sha256: Option<&str>,
+        unconsumed_ttl: Option<Duration>,
+    ) -> Result<Transition, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE claimcheck.upload_claims
+                        SET status = 'uploaded', sha256 = $2, uploaded_at = now(),
+                            expires_at = now() + make_interval(secs => $3)
+                      WHERE id = $1 AND status = 'pending' AND expires_at > now()
+                  RETURNING {COLUMNS}"
+                ),
+                &[&id, &sha256, &unconsumed_ttl.map(secs)],
+            )
+            .await?;
+        if let Some(row) = row {
+            return Ok(Transition::Done(claim_from_row(&row)?));
+        }
+        Ok(match self.get(id).await? {
+            None => Transition::NotFound,
+            Some(c) if c.status == ClaimStatus::Uploaded => Transition::AlreadyDone(c),
+            Some(c) => Transition::Expired(c),
+        })
+    }
+
+    /// The claim with this id.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Claim>, DbError> {
+        let client = self.pool.get().await?;
+        let sql = format!("SELECT {COLUMNS} FROM claimcheck.upload_claims WHERE id = $1");
+        client
+            .query_opt(&sql, &[&id])
+            .await?
+            .as_ref()
+            .map(claim_from_row)
+            .transpose()
+    }
+
+    /// The claim for this object key.
+    pub async fn get_by_key(&self, key: &str) -> Result<Option<Claim>, DbError> {
+        let client = self.pool.get().await?;
+        let sql = format!("SELECT {COLUMNS} FROM claimcheck.upload_claims WHERE object_key = $1");
+        client
+            .query_opt(&sql, &[&key])
+            .await?
+            .as_ref()
+            .map(claim_from_row)
+            .transpose()
+    }
+
+    /// How many pending claims the owner has.
+    pub async fn count_pending_by_owner(&self, owner: &str) -> Result<i64, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM claimcheck.upload_claims WHERE owner = $1 AND status = 'pending'",
+                &[&owner],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Up to `limit` claims in `status` whose `expires_at` has passed, oldest first.
+    pub async fn list_expired(
+        &self,
+        status: ClaimStatus,
+        limit: i64,
+    ) -> Result<Vec<Claim>, DbError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM claimcheck.upload_claims
+              WHERE status = $1 AND expires_at <= now()
+              ORDER BY expires_at LIMIT $2"
+        );
+        let rows = client.query(&sql, &[&status.as_str(), &limit]).await?;
+        rows.iter().map(claim_from_row).collect()
+    }
+
+    /// Deletes, inside `tx`, those of `ids` that are still in `status` and
+    /// expired, and returns them. A claim another sweeper, a complete or a
+    /// consume changed first is left alone, so it is never acted on twice.
+    pub async fn delete_expired_in(
+        tx: &Transaction<'_>,
+        ids: &[Uuid],
+        status: ClaimStatus,
+    ) -> Result<Vec<Claim>, DbError> {
+        let sql = format!(
+            "DELETE FROM claimcheck.upload_claims
+              WHERE id = ANY($1) AND status = $2 AND expires_at <= now()
+          RETURNING {COLUMNS}"
+        );
+        let rows = tx.query(&sql, &[&ids, &status.as_str()]).await?;
+        rows.iter().map(claim_from_row).collect()
+    }
+
+    /// Sweeps those of `ids` that are still expired in `status`: in one
+    /// transaction, deletes them (their parts cascade) and queues the delete
+    /// of each object, with its multipart session, for `reason`. Returns the
+    /// claims this call swept.
+    pub async fn expire(
+        &self,
+        ids: &[Uuid],
+        status: ClaimStatus,
+        reason: DeleteReason,
+    ) -> Result<Vec<Claim>, DbError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let swept = Self::delete_expired_in(&tx, ids, status).await?;
+        let items: Vec<deletes::NewDelete> = swept
+            .iter()
+            .map(|c| deletes::NewDelete {
+                key: c.key.clone(),
+                upload_id: c.upload_id.clone(),
+                reason,
+            })
+            .collect();
+        deletes::DeleteQueue::enqueue_in(&tx, &items).await?;
+        tx.commit().await?;
+        Ok(swept)
+    }
+}
+
+/// Maps a row selected with [`COLUMNS`].
+pub(crate) fn claim_from_row(row: &Row) -> Result<Claim, DbError> {
+    let status: String = row.try_get("status")?;
+    Ok(Claim {
+        id: row.try_get("id")?,
+        key: row.try_get("object_key")?,
+        upload_id: row.try_get("upload_id")?,
+        status: ClaimStatus::parse(&status)
+            .ok_or_else(|| DbError::Corrupt(format!("claim status {status:?}")))?,
+        owner: row.try_get("owner")?,
+        filename: row.try_get("filename")?,
+        content_type: row.try_get("content_type")?,
+        size: row.try_get("size")?,
+        public: row.try_get("public")?,
+        sha256: row.try_get("sha256")?,
+        part_size: row.try_get("part_size")?,
+        part_count: row.try_get("part_count")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        uploaded_at: row.try_get("uploaded_at")?,
+    })
+}

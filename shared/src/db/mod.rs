@@ -1,0 +1,164 @@
+//! PostgreSQL: the connection pool, migrations, and the stores.
+//!
+//! Every statement whose outcome can race another pod's is conditional
+//! (`WHERE status = 'pending' AND ...`) and its row count is read: the stores
+//! return what happened (an outcome enum), not just "ok". No transaction is
+//! ever held open across object-store I/O.
+
+pub mod claims;
+pub mod deletes;
+pub mod objects;
+pub mod parts;
+
+use std::{str::FromStr, time::Duration};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{error::SqlState, NoTls};
+
+pub use claims::ClaimStore;
+pub use deletes::DeleteQueue;
+pub use objects::ObjectRegistry;
+pub use parts::PartStore;
+
+/// A database call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had from the pool (PostgreSQL down or saturated).
+    #[error("database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A statement failed.
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The database returned something this version does not understand.
+    #[error("unexpected data in the database: {0}")]
+    Corrupt(String),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+impl DbError {
+    /// Whether the database could not be reached (answer 503, retry later),
+    /// as opposed to a statement it refused.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Postgres(e) => {
+                e.is_closed()
+                    || e.code().is_none_or(|code| {
+                        // No SQLSTATE: the connection failed. Class 08 and 57P
+                        // (admin shutdown, cannot connect now) are outages too.
+                        code.code().starts_with("08") || code.code().starts_with("57P")
+                    })
+            }
+            DbError::Corrupt(_) | DbError::Migration(_) => false,
+        }
+    }
+
+    /// The SQLSTATE, when PostgreSQL sent one.
+    pub fn sql_state(&self) -> Option<&SqlState> {
+        match self {
+            DbError::Postgres(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+/// Opens a pool of at most `max_size` connections to `url`.
+///
+/// Waiting for a connection, opening one and recycling one each time out
+/// (deadpool waits forever by default), so a PostgreSQL outage turns into a
+/// quick 503 instead of requests that hang.
+pub fn connect(url: &str, max_size: usize) -> Result<Pool, DbError> {
+    let pg = tokio_postgres::Config::from_str(url)?;
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let timeout = Some(Duration::from_secs(5));
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Corrupt(format!("cannot build the pool: {e}")))
+}
+
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+/// Key of the advisory lock held while migrating (an arbitrary constant:
+/// "claimcheck" in ASCII, truncated to 8 bytes).
+const MIGRATION_LOCK: i64 = 0x636c_6169_6d63_6865;
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Migrations applied by this call, as `V<version>__<name>`.
+    pub applied: Vec<String>,
+}
+
+/// Applies the embedded migrations that `url`'s database lacks.
+///
+/// Safe when several pods run it at once: refinery takes no lock of its own,
+/// so the run happens under a session-level advisory lock on its own
+/// connection; a pod that waited finds nothing left to apply.
+pub async fn migrate(url: &str) -> Result<MigrationReport, DbError> {
+    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "migration connection failed");
+        }
+    });
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = run_locked(&mut client).await;
+    // The lock goes with the session anyway; unlock explicitly so a pooled
+    // connection (pgbouncer in session mode) does not keep it.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    drop(client);
+    let _ = driver.await;
+    let report = result?;
+    unlocked?;
+    Ok(report)
+}
+
+async fn run_locked(client: &mut tokio_postgres::Client) -> Result<MigrationReport, DbError> {
+    // The history table lives in our schema, which must exist before refinery
+    // creates the table (it does so before running V1).
+    client
+        .batch_execute("CREATE SCHEMA IF NOT EXISTS claimcheck")
+        .await?;
+    let report = embedded::migrations::runner()
+        .set_migration_table_name("claimcheck.refinery_schema_history")
+        .run_async(client)
+        .await?;
+    Ok(MigrationReport {
+        applied: report
+            .applied_migrations()
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
+    })
+}
+
+/// Whether PostgreSQL answers a trivial query through the pool (`/readyz`).
+pub async fn ping(pool: &Pool) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+/// Seconds as PostgreSQL's `interval`-building float (`make_interval(secs => $n)`).
+pub(crate) fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}

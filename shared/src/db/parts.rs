@@ -1,0 +1,79 @@
+//! The part store: parts received for chunked uploads.
+
+use deadpool_postgres::{Pool, Transaction};
+use uuid::Uuid;
+
+use super::DbError;
+use crate::domain::Part;
+
+/// Parts of chunked uploads in PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PartStore {
+    pool: Pool,
+}
+
+impl PartStore {
+    /// A store over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// Records a part of a claim that is still pending, replacing an earlier
+    /// upload of the same part number. False (nothing recorded) when the claim
+    /// is gone or no longer pending: a part that lands after complete, abort
+    /// or sweep must not reappear.
+    pub async fn upsert(&self, claim_id: Uuid, part: &Part) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "INSERT INTO claimcheck.upload_parts (claim_id, part_number, size, sha256, etag)
+                 SELECT id, $2, $3, $4, $5 FROM claimcheck.upload_claims
+                  WHERE id = $1 AND status = 'pending'
+                 ON CONFLICT (claim_id, part_number) DO UPDATE
+                    SET size = excluded.size, sha256 = excluded.sha256,
+                        etag = excluded.etag, created_at = now()",
+                &[
+                    &claim_id,
+                    &part.part_number,
+                    &part.size,
+                    &part.sha256,
+                    &part.etag,
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// The parts of a claim, by part number.
+    pub async fn list(&self, claim_id: Uuid) -> Result<Vec<Part>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT part_number, size, sha256, etag FROM claimcheck.upload_parts
+                  WHERE claim_id = $1 ORDER BY part_number",
+                &[&claim_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Part {
+                    part_number: r.try_get(0)?,
+                    size: r.try_get(1)?,
+                    sha256: r.try_get(2)?,
+                    etag: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a claim's part rows inside `tx` (after complete: the object
+    /// is whole and the rows are of no more use).
+    pub async fn delete_by_claim_in(tx: &Transaction<'_>, claim_id: Uuid) -> Result<u64, DbError> {
+        Ok(tx
+            .execute(
+                "DELETE FROM claimcheck.upload_parts WHERE claim_id = $1",
+                &[&claim_id],
+            )
+            .await?)
+    }
+}

@@ -1,0 +1,522 @@
+//! [`FsStore`]: objects as files under one directory.
+//!
+//! Layout under the root:
+//! - `<key>`: the objects (keys are checked by [`validate_key`], whose segments
+//!   never start with a dot, so they can neither escape the root nor collide
+//!   with the two private directories below);
+//! - `.tmp/`: files being written; each is renamed into place once complete
+//!   and synced, so readers see the old object or the whole new one;
+//! - `.staging/<upload id>/`: multipart sessions (see `multipart.rs`).
+//!
+//! The root may be shared by several processes (API and worker): every change
+//! is a rename, and nothing assumes it is the only writer.
+//!
+//! I/O errors: "not found" becomes the variant the operation calls for; a full
+//! disk or quota ([`std::io::ErrorKind::StorageFull`], `QuotaExceeded`) becomes
+//! [`StoreError::Unavailable`] because it can pass once space is freed; the
+//! rest is [`StoreError::Other`].
+
+mod multipart;
+mod tree;
+
+pub(crate) use multipart::check_part;
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+
+pub use super::signed_url::{SignatureError, UrlSigner};
+use super::{
+    into_store_error, validate_key, validate_prefix, ByteStream, CompletedPart, ExactLength,
+    ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest, StoreError,
+    StoredPart,
+};
+
+/// Bytes gathered before each write to disk.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Temp files older than this are leftovers of a crash: [`FsStore::new`] removes them.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// An object store on a local (or mounted) filesystem.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+    signer: Option<UrlSigner>,
+}
+
+impl FsStore {
+    /// Opens (creating if needed) a store rooted at `root`. `signer` makes
+    /// [`ObjectStore::presign_get`] available; without it that call is
+    /// [`StoreError::Unsupported`]. Blocking: call it at start-up.
+    pub fn new(root: PathBuf, signer: Option<UrlSigner>) -> io::Result<FsStore> {
+        std::fs::create_dir_all(root.join(".tmp"))?;
+        std::fs::create_dir_all(root.join(".staging"))?;
+        let store = FsStore { root, signer };
+        store.remove_stale_temp_files();
+        Ok(store)
+    }
+
+    /// The directory the store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `key` lives on disk (for serving downloads).
+    pub fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    /// Opens the object `key` for reading, with its size.
+    pub async fn open(&self, key: &str) -> Result<(tokio::fs::File, u64), StoreError> {
+        let path = self.path_of(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(not_found_as(StoreError::NotFound))?;
+        let meta = file.metadata().await.map_err(io_error)?;
+        if !meta.is_file() {
+            return Err(StoreError::NotFound);
+        }
+        Ok((file, meta.len()))
+    }
+
+    /// The signer of download URLs, if the store has one (the API checks
+    /// incoming `/v1/files/...` requests with it).
+    pub fn signer(&self) -> Option<&UrlSigner> {
+        self.signer.as_ref()
+    }
+
+    // A crash mid-write leaves a temp file no guard removed. Other processes
+    // sharing the root may be writing right now, so only old files go.
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join(".tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TEMP_AGE);
+            if old {
+                let path = entry.path();
+                let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+            }
+        }
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.root
+            .join(".tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// Streams `body` (exactly `len` bytes) into a fresh temp file, synced to
+    /// disk. With `header`, the first [`multipart::HEADER_LEN`] bytes are left
+    /// for the caller and the SHA-256 of the body is returned.
+    async fn write_temp(
+        &self,
+        body: ByteStream,
+        len: u64,
+        header: bool,
+    ) -> Result<(TempFile, Option<[u8; 32]>), StoreError> {
+        let temp = TempFile::new(self.temp_path());
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp.path)
+            .await
+            .map_err(io_error)?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut hasher = header.then(Sha256::new);
+        if header {
+            out.write_all(&[b' '; multipart::HEADER_LEN])
+                .await
+                .map_err(io_error)?;
+        }
+        let mut body = ExactLength::new(body, len);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(into_store_error)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            out.write_all(&chunk).await.map_err(io_error)?;
+        }
+        out.flush().await.map_err(io_error)?;
+        let mut file = out.into_inner();
+        let digest = hasher.map(|h| <[u8; 32]>::from(h.finalize()));
+        if let Some(digest) = digest {
+            file.seek(io::SeekFrom::Start(0)).await.map_err(io_error)?;
+            file.write_all(&multipart::header(&multipart::etag_of(&digest)))
+                .await
+                .map_err(io_error)?;
+        }
+        file.sync_all().await.map_err(io_error)?;
+        Ok((temp, digest))
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    fn kind(&self) -> &'static str {
+        "fs"
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+        len: u64,
+        _content_type: &str, // the database keeps it; files have nowhere to
+    ) -> Result<(), StoreError> {
+        let dest = self.path_of(key)?;
+        let (temp, _) = self.write_temp(body, len, false).await?;
+        let root = self.root.clone();
+        blocking(move || publish(temp, &root, &dest)).await
+    }
+
+    async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String, StoreError> {
+        validate_key(key)?;
+        let (root, key, content_type) =
+            (self.root.clone(), key.to_owned(), content_type.to_owned());
+        blocking(move || multipart::create(&root, &key, &content_type)).await
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        len: u64,
+    ) -> Result<String, StoreError> {
+        validate_key(key)?;
+        multipart::check_part(part_number, len)?;
+        let dir = self.session_dir(key, upload_id).await?;
+        let (temp, digest) = self.write_temp(body, len, true).await?;
+        let digest = digest.expect("write_temp hashes when asked for a header");
+        blocking(move || multipart::store_part(temp, &dir, part_number)).await?;
+        Ok(multipart::etag_of(&digest))
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
+        validate_key(key)?;
+        let dir = self.session_dir(key, upload_id).await?;
+        blocking(move || multipart::list_parts(&dir)).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), StoreError> {
+        let dest = self.path_of(key)?;
+        let dir = self.session_dir(key, upload_id).await?;
+        let (root, temp, parts) = (self.root.clone(), self.temp_path(), parts.to_vec());
+        // One blocking task: the parts are copied file to file (the kernel may
+        // do it without a trip through user space), away from the runtime.
+        blocking(move || multipart::complete(&root, &dir, &parts, TempFile::new(temp), &dest)).await
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        match self.session_dir(key, upload_id).await {
+            Ok(dir) => blocking(move || multipart::remove_session(&dir)).await,
+            Err(StoreError::NoSuchUpload) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        let root = self.root.clone();
+        blocking(move || {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error(e)),
+            }
+            // Best effort: a put racing with this retries its rename (see publish).
+            let mut dir = path.parent();
+            while let Some(d) = dir.filter(|d| *d != root) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, StoreError)>, StoreError> {
+        let mut failed = Vec::new();
+        for key in keys {
+            if let Err(e) = self.delete(key).await {
+                failed.push((key.clone(), e));
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        let path = self.path_of(key)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(not_found_as(StoreError::NotFound))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotFound); // a "directory" of keys is no object
+        }
+        Ok(ObjectMeta {
+            size: meta.len(),
+            etag: None,
+        })
+    }
+
+    async fn presign_upload_part(
+        &self,
+        _key: &str,
+        _upload_id: &str,
+        _part_number: u32,
+        _expires_in: Duration,
+    ) -> Result<PresignedRequest, StoreError> {
+        Err(StoreError::Unsupported {
+            store: "fs",
+            what: "presigned part uploads",
+        })
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        download_filename: Option<&str>,
+    ) -> Result<PresignedRequest, StoreError> {
+        validate_key(key)?;
+        let signer = self.signer.as_ref().ok_or(StoreError::Unsupported {
+            store: "fs",
+            what: "download URLs without a signing key",
+        })?;
+        let expires_in = chrono::Duration::from_std(expires_in)
+            .map_err(|_| StoreError::Other("download URL lifetime out of range".into()))?;
+        // The URL carries whole seconds: report the expiry it really has.
+        let expires_at = DateTime::from_timestamp((Utc::now() + expires_in).timestamp(), 0)
+            .ok_or_else(|| StoreError::Other("download URL lifetime out of range".into()))?;
+        Ok(PresignedRequest {
+            url: signer.sign(key, expires_at, download_filename),
+            method: "GET",
+            headers: Vec::new(),
+            expires_at,
+        })
+    }
+
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        continuation: Option<String>,
+    ) -> Result<(Vec<ListedObject>, Option<String>), StoreError> {
+        validate_prefix(prefix)?;
+        let (root, prefix) = (self.root.clone(), prefix.to_owned());
+        blocking(move || tree::list_page(&root, &prefix, continuation.as_deref())).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+        older_than: DateTime<Utc>,
+    ) -> Result<Vec<MultipartSession>, StoreError> {
+        validate_prefix(prefix)?;
+        let (root, prefix) = (self.root.clone(), prefix.to_owned());
+        blocking(move || multipart::list_sessions(&root, &prefix, older_than)).await
+    }
+}
+
+impl FsStore {
+    /// The staging directory of a session, after checking it exists and is
+    /// for `key`.
+    async fn session_dir(&self, key: &str, upload_id: &str) -> Result<PathBuf, StoreError> {
+        let (root, key, upload_id) = (self.root.clone(), key.to_owned(), upload_id.to_owned());
+        blocking(move || multipart::session_dir(&root, &key, &upload_id)).await
+    }
+}
+
+/// Renames a finished temp file to `dest` and syncs the directory entry.
+fn publish(temp: TempFile, root: &Path, dest: &Path) -> Result<(), StoreError> {
+    let parent = dest
+        .parent()
+        .expect("a key has a parent: the root at least");
+    // A delete of the last object in `parent` may remove the (empty) directory
+    // between our create_dir_all and rename: then create it again.
+    let mut attempts = 0;
+    loop {
+        std::fs::create_dir_all(parent).map_err(io_error)?;
+        match std::fs::rename(&temp.path, dest) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            Err(e) => return Err(io_error(e)),
+        }
+    }
+    temp.disarm();
+    sync_dir(parent)?;
+    if parent != root {
+        // Best effort for the directories create_dir_all may have made.
+        let _ = sync_dir(root);
+    }
+    Ok(())
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error)
+}
+
+/// Runs blocking filesystem work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Other(format!("filesystem task failed: {e}")))?
+}
+
+/// Maps an I/O error (see the module documentation).
+fn io_error(e: io::Error) -> StoreError {
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            StoreError::Unavailable(format!("filesystem full: {e}"))
+        }
+        _ => StoreError::Other(format!("filesystem: {e}")),
+    }
+}
+
+/// Like [`io_error`], with "not found" meaning `missing`.
+fn not_found_as(missing: StoreError) -> impl FnOnce(io::Error) -> StoreError {
+    move |e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            missing
+        } else {
+            io_error(e)
+        }
+    }
+}
+
+/// A temp file that is removed unless [`disarm`](TempFile::disarm)ed: on every
+/// error path, and when the writing future is dropped (the client went away
+/// and the request's task was cancelled mid-body).
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, armed: true }
+    }
+
+    /// The file was renamed away: nothing to clean up.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        let remove = move || {
+            if let Err(e) = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path))
+            {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove temp file");
+                }
+            }
+        };
+        // Unlinking a large file can take a while: keep it off the runtime's
+        // worker threads when there is a runtime.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures::stream;
+
+    fn body(parts: Vec<&'static [u8]>) -> ByteStream {
+        stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()
+    }
+
+    fn temp_files(root: &Path) -> usize {
+        std::fs::read_dir(root.join(".tmp")).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_put_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_owned(), None).unwrap();
+        let endless = stream::once(async { Ok(Bytes::from_static(b"abc")) })
+            .chain(stream::pending())
+            .boxed();
+        let put = store.put("a/b", endless, 10, "text/plain");
+        assert!(tokio::time::timeout(Duration::from_millis(200), put)
+            .await
+            .is_err());
+        for _ in 0..50 {
+            if temp_files(dir.path()) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(temp_files(dir.path()), 0);
+        assert!(matches!(store.head("a/b").await, Err(StoreError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn put_replaces_and_delete_prunes_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_owned(), None).unwrap();
+        store.put("x/y/z", body(vec![b"one"]), 3, "").await.unwrap();
+        store
+            .put("x/y/z", body(vec![b"tw", b"o!"]), 4, "")
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x/y/z")).unwrap(), b"two!");
+        store.delete("x/y/z").await.unwrap();
+        assert!(!dir.path().join("x").exists());
+        assert!(dir.path().join(".tmp").exists() && dir.path().join(".staging").exists());
+        assert_eq!(temp_files(dir.path()), 0);
+    }
+
+    #[tokio::test]
+    async fn a_bad_upload_id_is_no_such_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_owned(), None).unwrap();
+        for id in ["", "..", "../../etc", "0123456789abcdef0123456789abcdeg"] {
+            assert!(
+                matches!(
+                    store.list_parts("a", id).await,
+                    Err(StoreError::NoSuchUpload)
+                ),
+                "{id}"
+            );
+        }
+    }
+}

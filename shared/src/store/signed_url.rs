@@ -1,0 +1,343 @@
+//! Signed download URLs for the filesystem store, and the `Content-Disposition`
+//! header both stores use for downloads.
+//!
+//! S3 signs its own URLs; the filesystem store has no server of its own, so the
+//! API serves its files at `GET /v1/files/{key}` and [`UrlSigner`] is what
+//! makes such a URL unforgeable: an HMAC-SHA256 over the key, the expiry and
+//! the download filename, checked by [`UrlSigner::verify`] when the request comes
+//! back.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use url::Url;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Why a signed URL was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The signature is genuine but its time is up (only reported for genuine
+    /// URLs, so a forger learns nothing from it).
+    #[error("signed URL expired")]
+    Expired,
+    /// Missing, malformed or wrong signature parameters.
+    #[error("invalid URL signature")]
+    Invalid,
+}
+
+/// Why a [`UrlSigner`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlSignerError {
+    /// The base URL cannot take path segments (`mailto:` and the like).
+    #[error("base URL {0:?} cannot carry a path")]
+    BaseUrl(String),
+    /// An empty key would make every signature forgeable.
+    #[error("the URL signing key is empty")]
+    EmptyKey,
+}
+
+/// Signs and checks `{base_url}/v1/files/{key}?expires=..&filename=..&sig=..`.
+#[derive(Clone)]
+pub struct UrlSigner {
+    base_url: Url,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for UrlSigner {
+    // The key is a secret: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlSigner")
+            .field("base_url", &self.base_url.as_str())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl UrlSigner {
+    /// A signer for URLs under `base_url` (the API's public address), keyed
+    /// with `key` (a secret shared by every API instance).
+    pub fn new(base_url: Url, key: impl Into<Vec<u8>>) -> Result<Self, UrlSignerError> {
+        let key = key.into();
+        if key.is_empty() {
+            return Err(UrlSignerError::EmptyKey);
+        }
+        if base_url.cannot_be_a_base() {
+            return Err(UrlSignerError::BaseUrl(base_url.to_string()));
+        }
+        Ok(Self { base_url, key })
+    }
+
+    /// The URL that downloads `key` until `expires_at` (whole seconds),
+    /// optionally naming the file the browser saves.
+    pub fn sign(
+        &self,
+        key: &str,
+        expires_at: DateTime<Utc>,
+        download_filename: Option<&str>,
+    ) -> String {
+        let expires = expires_at.timestamp();
+        let sig = URL_SAFE_NO_PAD.encode(
+            self.mac(key, expires, download_filename)
+                .finalize()
+                .into_bytes(),
+        );
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .expect("checked in new: the base URL can carry a path")
+            .pop_if_empty()
+            .extend(["v1", "files"])
+            .extend(key.split('/'));
+        {
+            let mut query = url.query_pairs_mut();
+            query.clear().append_pair("expires", &expires.to_string());
+            if let Some(name) = download_filename {
+                query.append_pair("filename", name);
+            }
+            query.append_pair("sig", &sig);
+        }
+        url.into()
+    }
+
+    /// Checks the query parameters of a request for `key` (already
+    /// percent-decoded) at time `now`. Returns the download filename the URL
+    /// was signed with, if any.
+    pub fn verify<I, K, V>(
+        &self,
+        key: &str,
+        params: I,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, SignatureError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let (mut expires, mut filename, mut sig) = (None, None, None);
+        for (name, value) in params {
+            let slot = match name.as_ref() {
+                "expires" => &mut expires,
+                "filename" => &mut filename,
+                "sig" => &mut sig,
+                _ => continue,
+            };
+            // A repeated parameter could be read differently by another parser.
+            if slot.replace(value.as_ref().to_owned()).is_some() {
+                return Err(SignatureError::Invalid);
+            }
+        }
+        let expires: i64 = expires
+            .and_then(|e| e.parse().ok())
+            .ok_or(SignatureError::Invalid)?;
+        let sig = sig
+            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+            .ok_or(SignatureError::Invalid)?;
+        self.mac(key, expires, filename.as_deref())
+            .verify_slice(&sig) // constant time
+            .map_err(|_| SignatureError::Invalid)?;
+        if now.timestamp() >= expires {
+            return Err(SignatureError::Expired);
+        }
+        Ok(filename)
+    }
+
+    /// [`verify`](Self::verify) over a raw query string (`a=1&b=2`).
+    pub fn verify_query(
+        &self,
+        key: &str,
+        query: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, SignatureError> {
+        self.verify(key, url::form_urlencoded::parse(query.as_bytes()), now)
+    }
+
+    fn mac(&self, key: &str, expires: i64, filename: Option<&str>) -> HmacSha256 {
+        // Keys never hold control characters (validate_key), so '\n' separates
+        // fields unambiguously; the filename comes last with a presence marker
+        // so that "no filename" and "empty filename" sign differently.
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(b"claimcheck-get-v1\n");
+        mac.update(key.as_bytes());
+        mac.update(format!("\n{expires}\n").as_bytes());
+        match filename {
+            Some(name) => {
+                mac.update(b"1");
+                mac.update(name.as_bytes());
+            }
+            None => mac.update(b"0"),
+        }
+        mac
+    }
+}
+
+/// `Content-Disposition: attachment` naming `filename` (RFC 6266), with an
+/// ASCII fallback in `filename=` and the exact UTF-8 name in `filename*=`
+/// (RFC 5987). Control characters are dropped and characters that could end
+/// the quoted string or name a path are replaced, so a hostile name cannot
+/// inject header parameters.
+pub fn content_disposition(filename: &str) -> String {
+    let cleaned: String = filename
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if matches!(c, '/' | '\\') { '_' } else { c })
+        .collect();
+    let cleaned = match cleaned.trim() {
+        "" => "download".to_owned(),
+        trimmed => trimmed.to_owned(),
+    };
+    let fallback: String = cleaned
+        .chars()
+        .map(|c| match c {
+            '"' | '%' => '_',
+            c if c.is_ascii() => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::with_capacity(cleaned.len() * 3);
+    for byte in cleaned.bytes() {
+        // RFC 5987 attr-char: everything else is percent-encoded.
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn signer() -> UrlSigner {
+        UrlSigner::new(
+            Url::parse("https://files.example/base/").unwrap(),
+            b"k".repeat(32),
+        )
+        .unwrap()
+    }
+
+    fn query(url: &str) -> Vec<(String, String)> {
+        Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect()
+    }
+
+    #[test]
+    fn a_signed_url_verifies_and_returns_its_filename() {
+        let now = Utc::now();
+        let url = signer().sign(
+            "priv/2026/x.pdf",
+            now + Duration::minutes(5),
+            Some("Rapport été \"v2\".pdf"),
+        );
+        let parsed = Url::parse(&url).unwrap();
+        assert_eq!(parsed.path(), "/base/v1/files/priv/2026/x.pdf");
+        let name = signer()
+            .verify("priv/2026/x.pdf", query(&url), now)
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("Rapport été \"v2\".pdf"));
+        let raw = parsed.query().unwrap();
+        assert_eq!(
+            signer().verify_query("priv/2026/x.pdf", raw, now).unwrap(),
+            name
+        );
+    }
+
+    #[test]
+    fn without_a_filename_none_comes_back() {
+        let now = Utc::now();
+        let url = signer().sign("a/b", now + Duration::seconds(60), None);
+        assert_eq!(signer().verify("a/b", query(&url), now), Ok(None));
+    }
+
+    #[test]
+    fn tampering_with_any_part_is_invalid() {
+        let now = Utc::now();
+        let url = signer().sign("a/b", now + Duration::seconds(60), Some("f.txt"));
+        let q = query(&url);
+        let set = |name: &str, value: &str| -> Vec<(String, String)> {
+            q.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        if k == name {
+                            value.to_owned()
+                        } else {
+                            v.clone()
+                        },
+                    )
+                })
+                .collect()
+        };
+        let invalid = Err(SignatureError::Invalid);
+        assert_eq!(signer().verify("a/c", q.clone(), now), invalid, "other key");
+        let later = (now + Duration::days(1)).timestamp().to_string();
+        assert_eq!(signer().verify("a/b", set("expires", &later), now), invalid);
+        assert_eq!(
+            signer().verify("a/b", set("filename", "g.txt"), now),
+            invalid
+        );
+        assert_eq!(signer().verify("a/b", set("sig", "AAAA"), now), invalid);
+        assert_eq!(signer().verify("a/b", set("sig", "!!"), now), invalid);
+        let without_name: Vec<_> = q.iter().filter(|(k, _)| k != "filename").cloned().collect();
+        assert_eq!(signer().verify("a/b", without_name, now), invalid);
+        let mut doubled = q.clone();
+        doubled.push(("filename".into(), "f.txt".into()));
+        assert_eq!(signer().verify("a/b", doubled, now), invalid);
+        let other = UrlSigner::new(Url::parse("https://files.example/").unwrap(), "other").unwrap();
+        assert_eq!(other.verify("a/b", q.clone(), now), invalid, "other key");
+        assert_eq!(
+            signer().verify("a/b", Vec::<(String, String)>::new(), now),
+            invalid
+        );
+    }
+
+    #[test]
+    fn an_expired_url_is_reported_as_expired() {
+        let now = Utc::now();
+        let url = signer().sign("a/b", now + Duration::seconds(30), None);
+        assert_eq!(
+            signer().verify("a/b", query(&url), now + Duration::seconds(31)),
+            Err(SignatureError::Expired)
+        );
+    }
+
+    #[test]
+    fn the_signer_refuses_unusable_settings() {
+        let base = Url::parse("https://x/").unwrap();
+        assert_eq!(
+            UrlSigner::new(base, Vec::new()).unwrap_err(),
+            UrlSignerError::EmptyKey
+        );
+        let mailto = Url::parse("mailto:a@b").unwrap();
+        assert!(matches!(
+            UrlSigner::new(mailto, "k"),
+            Err(UrlSignerError::BaseUrl(_))
+        ));
+        assert!(
+            !format!("{:?}", signer()).contains("kkkk"),
+            "Debug hides the key"
+        );
+    }
+
+    #[test]
+    fn content_disposition_quotes_safely() {
+        assert_eq!(
+            content_disposition("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
+        );
+        assert_eq!(
+            content_disposition("a\"b\r\n;c/d é.txt"),
+            "attachment; filename=\"a_b;c_d _.txt\"; filename*=UTF-8''a%22b%3Bc_d%20%C3%A9.txt"
+        );
+        assert_eq!(
+            content_disposition("\n"),
+            "attachment; filename=\"download\"; filename*=UTF-8''download"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! A fresh database per test, dropped when the test ends.
+
+use claimcheck::db;
+use deadpool_postgres::Pool;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+use crate::required_env;
+
+/// A database of its own for one test, migrated, with a pool on it.
+///
+/// Dropped (with `WITH (FORCE)`, closing leftover connections) when the value
+/// goes out of scope, also when the test fails.
+pub struct TestDb {
+    /// Connection string of this database.
+    pub url: String,
+    /// The database's name.
+    pub name: String,
+    /// A pool of 32 connections on it.
+    pub pool: Pool,
+    admin_url: String,
+}
+
+impl TestDb {
+    /// Creates and migrates a new database on the server `DATABASE_URL` names.
+    pub async fn new() -> Self {
+        let db = Self::empty().await;
+        db::migrate(&db.url).await.expect("migrations apply");
+        db
+    }
+
+    /// Creates a new database without migrating it.
+    pub async fn empty() -> Self {
+        let admin_url = required_env("DATABASE_URL");
+        let name = format!("cc_test_{}", Uuid::new_v4().as_simple());
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create the test database");
+        let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        let url = url.to_string();
+        let pool = db::connect(&url, 32).expect("pool");
+        Self {
+            url,
+            name,
+            pool,
+            admin_url,
+        }
+    }
+
+    /// A plain connection of its own (for transactions a test drives by hand).
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.pool.close();
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on:
+        // drop the database from a thread with a runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    connect(&admin_url)
+                        .await
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// Opens a connection and drives it on a background task.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
