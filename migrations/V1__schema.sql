@@ -21,6 +21,12 @@ CREATE TABLE claimcheck.upload_claims (
     sha256       text,
     part_size    bigint      CHECK (part_size > 0),
     part_count   integer     CHECK (part_count BETWEEN 1 AND 10000),
+    -- Set at the first presigned part: complete then reads parts back from
+    -- the store (ListParts) for part numbers the API did not receive itself.
+    direct_parts boolean     NOT NULL DEFAULT false,
+    -- A client's Idempotency-Key: a retry of the same request by the same
+    -- owner finds this claim instead of starting another upload.
+    idempotency_key text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     -- When the sweeper may take the claim. Null only for an uploaded claim
     -- kept forever (unconsumed TTL 0).
@@ -35,6 +41,9 @@ CREATE TABLE claimcheck.upload_claims (
 CREATE INDEX upload_claims_sweep_idx ON claimcheck.upload_claims (status, expires_at);
 -- The per-owner in-flight cap and an owner's listing (newest first).
 CREATE INDEX upload_claims_owner_idx ON claimcheck.upload_claims (owner, status, id DESC);
+
+CREATE UNIQUE INDEX upload_claims_idempotency_idx
+    ON claimcheck.upload_claims (owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- Parts received for a chunked upload; they go with their claim.
 CREATE TABLE claimcheck.upload_parts (

@@ -15,6 +15,7 @@ use anyhow::{bail, Context};
 use claimcheck::{
     config::{Config, StoreConfig},
     db,
+    tokens::{Scope, TokenStore},
 };
 use tokio_postgres::NoTls;
 
@@ -65,11 +66,30 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Option<DevPostgres>>
     Ok(postgres)
 }
 
+/// Mints an `upload`+`consume`+`admin` token for the developer.
+pub async fn mint_token(config: &Config) -> anyhow::Result<String> {
+    let url = config.database_url.as_deref().expect("prepared");
+    let pool = db::connect(url, 1)?;
+    let scopes = [Scope::Upload, Scope::Consume, Scope::Admin]
+        .into_iter()
+        .collect();
+    let minted = TokenStore::new(pool)
+        .create("dev", &scopes, Some("claimcheck-api dev"), None)
+        .await?;
+    Ok(minted.token)
+}
+
 /// Prints where the service is and how to talk to it.
-pub fn announce(port: u16) {
-    println!("claimcheck dev server: http://127.0.0.1:{port}");
-    println!("  curl http://127.0.0.1:{port}/healthz");
-    println!("  curl http://127.0.0.1:{port}/readyz");
+pub fn announce(port: u16, token: &str) {
+    let base = format!("http://127.0.0.1:{port}");
+    println!("claimcheck dev server: {base}  (objects in ./data)");
+    println!("token (upload, consume, admin; owner `dev`):");
+    println!("  export CC_TOKEN={token}");
+    println!("upload a file:");
+    println!(
+        "  curl -sS -H \"Authorization: Bearer $CC_TOKEN\" -H 'Content-Type: text/plain' \\\n       --data-binary @README.md '{base}/v1/uploads?filename=README.md'"
+    );
+    println!("  curl {base}/readyz");
 }
 
 async fn start_private_cluster(dir: &Path) -> anyhow::Result<(DevPostgres, String)> {

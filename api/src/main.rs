@@ -3,11 +3,16 @@
 //! Reads configuration, sets up logging, and hands over to a subcommand: serve
 //! (the default), migrate, or dev (a whole service on one machine).
 
+mod auth;
+mod body;
 mod dev;
+mod error;
 mod routes;
 mod startup;
 
-use claimcheck::{config::Config, db, telemetry};
+use std::io::Write;
+
+use claimcheck::{cli::SharedCommand, config::Config, telemetry};
 use clap::{Parser, Subcommand};
 
 /// claimcheck's upload API. Configuration comes from the environment (see the
@@ -23,11 +28,11 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
-    /// Apply database migrations, then exit. Safe to run from many pods at once.
-    Migrate,
     /// Run the whole service on this machine: the filesystem store and a
     /// PostgreSQL of its own (or DATABASE_URL when it answers).
     Dev,
+    #[command(flatten)]
+    Shared(SharedCommand),
 }
 
 #[actix_web::main]
@@ -42,24 +47,24 @@ async fn main() -> anyhow::Result<()> {
                 .run_until_stopped()
                 .await
         }
-        Command::Migrate => {
-            let url = database_url(&config)?;
-            let report = db::migrate(&url).await?;
-            tracing::info!(applied = ?report.applied, "migrations up to date");
-            Ok(())
-        }
         Command::Dev => {
             let _postgres = dev::prepare(&mut config).await?;
+            let token = dev::mint_token(&config).await?;
             let app = startup::Application::build(config).await?;
-            dev::announce(app.port());
+            dev::announce(app.port(), &token);
             app.run_until_stopped().await
         }
+        Command::Shared(command) => {
+            let mut out = std::io::stdout();
+            command
+                .run(
+                    config.database_url.as_deref(),
+                    config.db_pool_size,
+                    &mut out,
+                )
+                .await?;
+            out.flush()?;
+            Ok(())
+        }
     }
-}
-
-fn database_url(config: &Config) -> anyhow::Result<String> {
-    config
-        .database_url
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))
 }

@@ -1,18 +1,32 @@
 //! Building the application: pool, store, routes, and a listener bound first,
 //! so that `CLAIMCHECK_LISTEN=127.0.0.1:0` works and tests learn the port.
 
-use std::net::TcpListener;
+use std::{net::TcpListener, time::Duration};
 
-use actix_web::{dev::Server, web, App, HttpServer};
-use claimcheck::{config::Config, db};
+use actix_web::{dev::Server, error::InternalError, web, App, HttpResponse, HttpServer};
+use claimcheck::{
+    config::Config,
+    db,
+    jobs::store_from_config,
+    tokens::TokenStore,
+    uploads::{Limits, Uploads},
+};
 use deadpool_postgres::Pool;
 
-use crate::routes;
+use crate::{error::ApiError, routes};
 
 /// What handlers share.
 pub struct AppState {
     /// The PostgreSQL pool.
     pub pool: Pool,
+    /// API tokens.
+    pub tokens: TokenStore,
+    /// The upload service.
+    pub uploads: Uploads,
+    /// Cut a body after this long without a byte.
+    pub body_idle_timeout: Duration,
+    /// Where public objects are served from.
+    pub public_base_url: Option<String>,
 }
 
 /// A built, bound, not yet running API server.
@@ -22,20 +36,48 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects the pool, binds the listener and builds the server.
+    /// Connects the pool, builds the store, binds the listener and builds the server.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let url = config
             .database_url
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
         let pool = db::connect(url, config.db_pool_size)?;
+        let store = store_from_config(&config.store).await?;
         let listener = TcpListener::bind(config.listen)?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState { pool });
+        let state = web::Data::new(AppState {
+            tokens: TokenStore::new(pool.clone()),
+            uploads: Uploads::new(pool.clone(), store, Limits::from_config(&config)),
+            pool,
+            body_idle_timeout: config.body_idle_timeout,
+            public_base_url: config.public_base_url.clone(),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .configure(routes::health::configure)
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(|e, _| {
+                            InternalError::from_response(
+                                e.to_string(),
+                                problem(ApiError::InvalidRequest(e.to_string())),
+                            )
+                            .into()
+                        }),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    InternalError::from_response(
+                        e.to_string(),
+                        problem(ApiError::InvalidRequest(e.to_string())),
+                    )
+                    .into()
+                }))
+                .configure(routes::configure)
+                .default_service(web::to(|| async {
+                    problem(ApiError::not_found("no such route"))
+                }))
         })
         .shutdown_timeout(config.shutdown_timeout.as_secs())
         .listen(listener)?
@@ -54,4 +96,8 @@ impl Application {
         self.server.await?;
         Ok(())
     }
+}
+
+fn problem(e: ApiError) -> HttpResponse {
+    actix_web::ResponseError::error_response(&e)
 }

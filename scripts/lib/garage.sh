@@ -126,7 +126,7 @@ garage_start() {
         cc_die "garage_start: garage already running (pid $pid)"
     fi
     # stdin/stdout/stderr detached so a caller reading our output is not held open.
-    RUST_LOG=${GARAGE_RUST_LOG:-garage=info} \
+    NO_COLOR=1 RUST_LOG=${GARAGE_RUST_LOG:-garage=info} \
         "$CLAIMCHECK_TEST_GARAGE_BIN" -c "$CLAIMCHECK_TEST_GARAGE_CONFIG" server \
         </dev/null >>"$dir/garage.log" 2>&1 &
     pid=$!

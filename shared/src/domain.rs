@@ -106,6 +106,9 @@ pub struct Claim {
     pub part_size: Option<i64>,
     /// Number of parts, for chunked uploads.
     pub part_count: Option<i32>,
+    /// Whether parts may have gone straight to the store (presigned).
+    #[serde(skip)]
+    pub direct_parts: bool,
     /// When the claim was created.
     pub created_at: DateTime<Utc>,
     /// When the sweeper may take the claim (none: kept until consumed).

@@ -1,8 +1,13 @@
 //! claimcheck's library: everything the `claimcheck-api` and
 //! `claimcheck-worker` binaries share.
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod jobs;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
+pub mod uploads;

@@ -6,6 +6,8 @@
 //! Garage; a test run without it fails loudly instead of skipping.
 
 pub mod db;
+pub mod jobs;
+pub mod procs;
 pub mod stores;
 
 /// Reads a variable `scripts/test` sets, or panics saying how to run the tests.

@@ -88,8 +88,16 @@ pub fn random_body(seed: u64, len: u64) -> ByteStream {
 
 /// The SHA-256 (hex) of [`random_body`]`(seed, len)`.
 pub fn random_sha256(seed: u64, len: u64) -> String {
+    random_sha256_concat(&[(seed, len)])
+}
+
+/// The SHA-256 (hex) of several [`random_body`]s `(seed, len)` one after the
+/// other (the object a multipart upload of them makes).
+pub fn random_sha256_concat(bodies: &[(u64, u64)]) -> String {
     let mut hasher = Sha256::new();
-    random_chunks(seed, len).for_each(|c| hasher.update(&c));
+    for &(seed, len) in bodies {
+        random_chunks(seed, len).for_each(|c| hasher.update(&c));
+    }
     hex::encode(hasher.finalize())
 }
 

@@ -1,7 +1,22 @@
-//! `claimcheck-worker`: the delete worker and the claim sweeper.
+//! `claimcheck-worker`: the delete worker, the claim sweeper and the orphan
+//! reaper (`run`, the default), plus the operator subcommands. The jobs
+//! themselves live in the library (`claimcheck::jobs`); this binary wires
+//! configuration, logging, signals and the metrics/health endpoint.
 
-use claimcheck::{config::Config, db, telemetry};
+mod http;
+
+use std::{io::Write, process::ExitCode};
+
+use claimcheck::{
+    cli::SharedCommand,
+    config::Config,
+    db,
+    jobs::{self, JobContext, JobSettings},
+    metrics::Metrics,
+    telemetry,
+};
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 /// claimcheck's worker. Configuration comes from the environment (see the
 /// contract's table: DATABASE_URL, CLAIMCHECK_*).
@@ -9,28 +24,95 @@ use clap::{Parser, Subcommand};
 #[command(name = "claimcheck-worker", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Apply database migrations, then exit. Safe to run from many pods at once.
-    Migrate,
+    /// Run the delete worker, the sweeper and the reaper (the default), with
+    /// /metrics, /healthz and /readyz on CLAIMCHECK_METRICS_LISTEN.
+    Run,
+    /// Compare the bucket with the database under CLAIMCHECK_KEY_PREFIX;
+    /// print what disagrees and exit 1 if anything does.
+    Audit,
+    #[command(flatten)]
+    Shared(SharedCommand),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
-    match cli.command {
-        Command::Migrate => {
-            let url = config
-                .database_url
-                .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
-            let report = db::migrate(&url).await?;
-            tracing::info!(applied = ?report.applied, "migrations up to date");
-            Ok(())
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Audit => audit(config).await,
+        Command::Shared(command) => {
+            let mut out = std::io::stdout();
+            command
+                .run(
+                    config.database_url.as_deref(),
+                    config.db_pool_size,
+                    &mut out,
+                )
+                .await?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn context(config: &Config) -> anyhow::Result<(JobContext, String)> {
+    let url = config
+        .database_url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
+    let pool = db::connect(&url, config.db_pool_size)?;
+    let store = jobs::store_from_config(&config.store).await?;
+    let ctx = JobContext::new(
+        pool,
+        store,
+        Metrics::new(),
+        JobSettings::from_config(config),
+    );
+    Ok((ctx, url))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let (ctx, url) = context(&config).await?;
+    let cancel = CancellationToken::new();
+    let server = http::start(config.metrics_listen, ctx.clone())?;
+    tracing::info!(
+        metrics_listen = %server.local_addr,
+        store = ctx.store.kind(),
+        "worker started"
+    );
+    tokio::spawn(stop_on_signal(cancel.clone()));
+    jobs::run(ctx, url, cancel).await;
+    server.handle.stop(true).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Cancels on SIGTERM or SIGINT: the jobs stop taking work and hand back
+/// what they cannot finish within CLAIMCHECK_SHUTDOWN_TIMEOUT.
+async fn stop_on_signal(cancel: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    cancel.cancel();
+}
+
+async fn audit(config: Config) -> anyhow::Result<ExitCode> {
+    let (ctx, _) = context(&config).await?;
+    let report = jobs::audit::audit(&ctx).await?;
+    print!("{report}");
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -2,3 +2,17 @@
 //! call the library, and map the outcome to a response.
 
 pub mod health;
+pub mod multipart;
+pub mod tokens;
+pub mod uploads;
+
+use actix_web::web;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Multipart first: `/v1/uploads/multipart` must not be taken for an id.
+    cfg.configure(health::configure)
+        .configure(multipart::configure)
+        .configure(uploads::configure)
+        .configure(tokens::configure);
+}

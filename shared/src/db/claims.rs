@@ -9,8 +9,10 @@ use uuid::Uuid;
 use super::{deletes, secs, DbError};
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
-const COLUMNS: &str = "id, object_key, upload_id, status, owner, filename, content_type, size, \
-                       public, sha256, part_size, part_count, created_at, expires_at, uploaded_at";
+pub(super) const COLUMNS: &str =
+    "id, object_key, upload_id, status, owner, filename, content_type, size, \
+                       public, sha256, part_size, part_count, direct_parts, created_at, \
+                       expires_at, uploaded_at";
 
 /// A claim to create.
 #[derive(Debug, Clone)]
@@ -65,7 +67,7 @@ pub enum Transition {
 /// Upload claims in PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct ClaimStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
 impl ClaimStore {
@@ -81,6 +83,19 @@ impl ClaimStore {
     /// advisory lock on the owner: concurrent creations for the same owner
     /// queue up for a few microseconds, other owners are not affected.
     pub async fn create(&self, new: &NewClaim, max_pending: u32) -> Result<Claim, CreateError> {
+        Ok(self.create_idempotent(new, max_pending, None).await?.0)
+    }
+
+    /// [`create`](Self::create), unless the owner already made a claim with
+    /// the same idempotency key in the last 24 hours: then that claim, and
+    /// `true`. A retry neither starts another upload nor counts twice
+    /// against the cap.
+    pub async fn create_idempotent(
+        &self,
+        new: &NewClaim,
+        max_pending: u32,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Claim, bool), CreateError> {
         let mut client = self.pool.get().await.map_err(DbError::from)?;
         let tx = client.transaction().await.map_err(DbError::from)?;
         tx.execute(
@@ -89,6 +104,27 @@ impl ClaimStore {
         )
         .await
         .map_err(DbError::from)?;
+        if let Some(idem) = idempotency_key {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM claimcheck.upload_claims
+                  WHERE owner = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'"
+            );
+            if let Some(row) = tx
+                .query_opt(&sql, &[&new.owner, &idem])
+                .await
+                .map_err(DbError::from)?
+            {
+                return Ok((claim_from_row(&row)?, true));
+            }
+            // An older claim with the key is no answer any more: free the key.
+            tx.execute(
+                "UPDATE claimcheck.upload_claims SET idempotency_key = NULL
+                  WHERE owner = $1 AND idempotency_key = $2",
+                &[&new.owner, &idem],
+            )
+            .await
+            .map_err(DbError::from)?;
+        }
         let pending: i64 = tx
             .query_one(
                 "SELECT count(*) FROM claimcheck.upload_claims WHERE owner = $1 AND status = 'pending'",
@@ -106,8 +142,9 @@ impl ClaimStore {
                 &format!(
                     "INSERT INTO claimcheck.upload_claims
                        (id, object_key, owner, filename, content_type, size, public,
-                        part_size, part_count, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
+                        part_size, part_count, expires_at, idempotency_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                             now() + make_interval(secs => $10), $11)
                      RETURNING {COLUMNS}"
                 ),
                 &[
@@ -121,12 +158,13 @@ impl ClaimStore {
                     &part_size,
                     &part_count,
                     &secs(new.ttl),
+                    &idempotency_key,
                 ],
             )
             .await
             .map_err(DbError::from)?;
         tx.commit().await.map_err(DbError::from)?;
-        Ok(claim_from_row(&row)?)
+        Ok((claim_from_row(&row)?, false))
     }
 
     /// Records the multipart session of a pending claim. False when the claim
@@ -286,6 +324,71 @@ impl ClaimStore {
         tx.commit().await?;
         Ok(swept)
     }
+
+    /// Counts claims by status, `(pending, uploaded)`, in one statement (for
+    /// the `claimcheck_claims` gauge).
+    pub async fn count_by_status(&self) -> Result<(i64, i64), DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'pending'),
+                        count(*) FILTER (WHERE status = 'uploaded')
+                   FROM claimcheck.upload_claims",
+                &[],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Recovers an expired pending claim whose object turned out complete (a
+    /// crash between the store finishing and the database update): it becomes
+    /// uploaded, expiring after `unconsumed_ttl`, and its part rows go.
+    /// Conditional on the claim still being pending and expired, so a racing
+    /// complete or sweeper is never undone; `None` when it was not.
+    pub async fn recover(
+        &self,
+        id: Uuid,
+        unconsumed_ttl: Option<Duration>,
+    ) -> Result<Option<Claim>, DbError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                &format!(
+                    "UPDATE claimcheck.upload_claims
+                        SET status = 'uploaded', uploaded_at = now(),
+                            expires_at = now() + make_interval(secs => $2)
+                      WHERE id = $1 AND status = 'pending' AND expires_at <= now()
+                  RETURNING {COLUMNS}"
+                ),
+                &[&id, &unconsumed_ttl.map(secs)],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        super::PartStore::delete_by_claim_in(&tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(claim_from_row(&row)?))
+    }
+
+    /// Those of `upload_ids` that a claim or a delete-queue row knows (the
+    /// orphan reaper and the audit leave these sessions alone).
+    pub async fn known_upload_ids(
+        &self,
+        upload_ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT upload_id FROM claimcheck.upload_claims WHERE upload_id = ANY($1)
+                 UNION
+                 SELECT upload_id FROM claimcheck.pending_deletes WHERE upload_id = ANY($1)",
+                &[&upload_ids],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
 }
 
 /// Maps a row selected with [`COLUMNS`].
@@ -305,6 +408,7 @@ pub(crate) fn claim_from_row(row: &Row) -> Result<Claim, DbError> {
         sha256: row.try_get("sha256")?,
         part_size: row.try_get("part_size")?,
         part_count: row.try_get("part_count")?,
+        direct_parts: row.try_get("direct_parts")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         uploaded_at: row.try_get("uploaded_at")?,

@@ -9,6 +9,7 @@ pub mod claims;
 pub mod deletes;
 pub mod objects;
 pub mod parts;
+pub mod uploads;
 
 use std::{str::FromStr, time::Duration};
 

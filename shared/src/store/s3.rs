@@ -11,73 +11,30 @@
 
 mod body;
 mod errors;
+mod parts;
+mod setup;
 
-use std::{
-    fmt,
-    sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
-};
+pub use self::setup::S3Settings;
+
+use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
 use aws_sdk_s3::{
-    config::{
-        retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Credentials, Region,
-        RequestChecksumCalculation, ResponseChecksumValidation,
-    },
-    presigning::PresigningConfig,
     primitives::ByteStream as SdkByteStream,
     types::{CompletedMultipartUpload, Delete, ObjectIdentifier},
     Client,
 };
 use chrono::{DateTime, Utc};
 
-use self::{body::upload_body, errors::map_sdk_error};
+use self::{body::upload_body, errors::map_sdk_error, parts::check_complete};
 use super::{
     fs::check_part, signed_url::content_disposition, validate_key, validate_prefix, ByteStream,
     CompletedPart, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
-    StoreError, StoredPart, MIN_PART_SIZE,
+    StoreError, StoredPart,
 };
 
 /// Most keys one `DeleteObjects` request may carry.
 const DELETE_BATCH: usize = 1000;
-
-/// Where the bucket is and how to reach it.
-#[derive(Clone, Default)]
-pub struct S3Settings {
-    /// The endpoint claimcheck talks to (`http://garage:3900`); `None` for AWS.
-    pub endpoint: Option<String>,
-    /// The endpoint presigned URLs name, as clients reach it (the signature
-    /// covers the host); `None` for the same as `endpoint`.
-    pub public_endpoint: Option<String>,
-    /// The bucket.
-    pub bucket: String,
-    /// The signing region (Garage: whatever its `s3_region` says).
-    pub region: String,
-    /// Path-style addressing (`host/bucket/key`), needed for `host:port` endpoints.
-    pub force_path_style: bool,
-    /// Static credentials; both or neither. Neither: the default provider chain.
-    pub access_key_id: Option<String>,
-    /// See `access_key_id`.
-    pub secret_access_key: Option<String>,
-}
-
-impl fmt::Debug for S3Settings {
-    // The secret key must not reach the logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Settings")
-            .field("endpoint", &self.endpoint)
-            .field("public_endpoint", &self.public_endpoint)
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("force_path_style", &self.force_path_style)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
 
 /// An object store in one S3 bucket.
 #[derive(Clone)]
@@ -96,158 +53,6 @@ impl fmt::Debug for S3Store {
             .field("endpoint", &self.endpoint)
             .finish()
     }
-}
-
-impl S3Store {
-    /// Builds the clients; makes no request (see [`S3Store::check`]).
-    pub async fn new(settings: S3Settings) -> Result<S3Store, StoreError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            // Only a connect timeout: the SDK's read timeout covers sending the
-            // request body too, and a 5 GiB part from a slow client takes long.
-            // A stalled body is caught by the SDK's stalled stream protection.
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard())
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        match (&settings.access_key_id, &settings.secret_access_key) {
-            (Some(id), Some(secret)) => {
-                loader = loader.credentials_provider(Credentials::new(
-                    id,
-                    secret,
-                    None,
-                    None,
-                    "claimcheck-settings",
-                ));
-            }
-            (None, None) => {}
-            _ => {
-                return Err(StoreError::Other(
-                    "S3 access key id and secret access key must be set together".into(),
-                ))
-            }
-        }
-        let shared = loader.load().await;
-        let client_for = |endpoint: Option<&String>| {
-            let mut config = aws_sdk_s3::config::Builder::from(&shared)
-                .force_path_style(settings.force_path_style)
-                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-            if let Some(endpoint) = endpoint {
-                config = config.endpoint_url(endpoint);
-            }
-            Client::from_conf(config.build())
-        };
-        let public = settings
-            .public_endpoint
-            .as_ref()
-            .or(settings.endpoint.as_ref());
-        Ok(S3Store {
-            client: client_for(settings.endpoint.as_ref()),
-            presigner: client_for(public),
-            bucket: settings.bucket,
-            endpoint: settings.endpoint,
-        })
-    }
-
-    /// Checks the bucket is reachable with these credentials (`HeadBucket`),
-    /// for start-up and readiness checks.
-    pub async fn check(&self) -> Result<(), StoreError> {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("HeadBucket", e))?;
-        Ok(())
-    }
-
-    /// Every part of a session (`ListParts` pages of up to 1000).
-    async fn all_parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>, StoreError> {
-        let mut parts = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("ListParts", e))?;
-            for part in page.parts() {
-                parts.push(StoredPart {
-                    part_number: u32::try_from(part.part_number().unwrap_or_default())
-                        .unwrap_or_default(),
-                    size: u64::try_from(part.size().unwrap_or_default()).unwrap_or_default(),
-                    etag: part.e_tag().unwrap_or_default().to_owned(),
-                });
-            }
-            let next = page.next_part_number_marker().map(str::to_owned);
-            // Stop on a server that says "truncated" without moving on.
-            if page.is_truncated() != Some(true) || next.is_none() || next == marker {
-                break;
-            }
-            marker = next;
-        }
-        parts.sort_by_key(|p| p.part_number);
-        Ok(parts)
-    }
-
-    fn presigning_config(
-        expires_in: Duration,
-    ) -> Result<(PresigningConfig, DateTime<Utc>), StoreError> {
-        let start = SystemTime::now();
-        let config = PresigningConfig::builder()
-            .start_time(start)
-            .expires_in(expires_in)
-            .build()
-            .map_err(|e| StoreError::Other(format!("presigning: {e}")))?;
-        let expires_at = DateTime::<Utc>::from(start + expires_in);
-        Ok((config, expires_at))
-    }
-}
-
-/// Checks a complete request against the parts the server holds, as S3 would:
-/// ascending part numbers, each part present with that ETag, every part but the
-/// last at least [`MIN_PART_SIZE`].
-fn check_complete(requested: &[CompletedPart], stored: &[StoredPart]) -> Result<(), StoreError> {
-    if requested.is_empty() {
-        return Err(StoreError::InvalidPart(
-            "a multipart upload needs at least one part".into(),
-        ));
-    }
-    for (i, part) in requested.iter().enumerate() {
-        let n = part.part_number;
-        if i > 0 && requested[i - 1].part_number >= n {
-            return Err(StoreError::InvalidPart(format!(
-                "parts must be listed in ascending order: {} then {n}",
-                requested[i - 1].part_number
-            )));
-        }
-        let held = stored
-            .binary_search_by_key(&n, |p| p.part_number)
-            .map(|at| &stored[at])
-            .map_err(|_| StoreError::InvalidPart(format!("part {n} was not uploaded")))?;
-        if held.etag.trim_matches('"') != part.etag.trim_matches('"') {
-            return Err(StoreError::InvalidPart(format!(
-                "part {n}: ETag does not match"
-            )));
-        }
-        if i + 1 < requested.len() && held.size < MIN_PART_SIZE {
-            return Err(StoreError::InvalidPart(format!(
-                "part {n} has {} bytes; every part but the last needs at least {MIN_PART_SIZE}",
-                held.size
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -604,87 +409,5 @@ impl ObjectStore for S3Store {
             (key_marker, id_marker) = next;
         }
         Ok(sessions)
-    }
-}
-
-/// Where an upload body leaves its source's error, so a failed upload reports
-/// why the body failed (length mismatch, client gone) rather than the
-/// transport error the SDK saw.
-#[derive(Clone, Default)]
-struct BodyFailure(Arc<Mutex<Option<std::io::Error>>>);
-
-impl BodyFailure {
-    fn record(&self, error: std::io::Error) {
-        *self.0.lock().expect("body failure slot poisoned") = Some(error);
-    }
-
-    fn into_error<E>(
-        self,
-        op: &'static str,
-        err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    ) -> StoreError
-    where
-        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        match self.0.lock().expect("body failure slot poisoned").take() {
-            Some(source_error) => super::into_store_error(source_error),
-            None => map_sdk_error(op, err),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored(n: u32, size: u64, etag: &str) -> StoredPart {
-        StoredPart {
-            part_number: n,
-            size,
-            etag: etag.into(),
-        }
-    }
-
-    fn req(n: u32, etag: &str) -> CompletedPart {
-        CompletedPart {
-            part_number: n,
-            etag: etag.into(),
-        }
-    }
-
-    #[test]
-    fn complete_requests_are_checked_like_s3_does() {
-        let big = MIN_PART_SIZE;
-        let held = [
-            stored(1, big, "\"a\""),
-            stored(2, big, "\"b\""),
-            stored(3, 10, "\"c\""),
-        ];
-        assert!(check_complete(&[req(1, "\"a\""), req(2, "b"), req(3, "\"c\"")], &held).is_ok());
-        assert!(
-            check_complete(&[req(1, "a"), req(3, "c")], &held).is_ok(),
-            "gaps are fine"
-        );
-        let invalid = |parts: &[CompletedPart]| {
-            matches!(
-                check_complete(parts, &held),
-                Err(StoreError::InvalidPart(_))
-            )
-        };
-        assert!(invalid(&[]));
-        assert!(invalid(&[req(2, "b"), req(1, "a")]), "order");
-        assert!(invalid(&[req(1, "a"), req(1, "a")]), "duplicate");
-        assert!(invalid(&[req(1, "x")]), "etag");
-        assert!(invalid(&[req(4, "d")]), "missing");
-        assert!(invalid(&[req(3, "c"), req(4, "d")]), "small non-final part");
-    }
-
-    #[test]
-    fn settings_debug_hides_the_secret() {
-        let settings = S3Settings {
-            secret_access_key: Some("hunter2".into()),
-            ..Default::default()
-        };
-        assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

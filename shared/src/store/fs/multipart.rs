@@ -19,7 +19,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 
-use super::{io_error, publish, sync_dir, TempFile};
+use super::files::{io_error, publish, sync_dir, TempFile};
 use crate::store::{
     validate_key, CompletedPart, MultipartSession, StoreError, StoredPart, MAX_PARTS,
     MAX_PART_SIZE, MIN_PART_SIZE,

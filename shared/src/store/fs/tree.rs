@@ -3,7 +3,7 @@
 
 use std::{io, path::Path};
 
-use super::io_error;
+use super::files::io_error;
 use crate::store::{ListedObject, StoreError};
 
 /// Objects per page, as S3 returns at most.

@@ -2,6 +2,7 @@
 
 use std::{
     pin::Pin,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
 };
 
@@ -12,8 +13,8 @@ use http_body::Frame;
 use http_body_util::StreamBody;
 use sync_wrapper::SyncStream;
 
-use super::BodyFailure;
-use crate::store::{ByteStream, ExactLength};
+use super::errors::map_sdk_error;
+use crate::store::{into_store_error, ByteStream, ExactLength, StoreError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -87,10 +88,35 @@ impl Stream for CheckedBody {
     }
 }
 
+/// Where an upload body leaves its source's error, so a failed upload reports
+/// why the body failed (length mismatch, client gone) rather than the
+/// transport error the SDK saw.
+#[derive(Clone, Default)]
+pub(super) struct BodyFailure(Arc<Mutex<Option<std::io::Error>>>);
+
+impl BodyFailure {
+    fn record(&self, error: std::io::Error) {
+        *self.0.lock().expect("body failure slot poisoned") = Some(error);
+    }
+
+    pub(super) fn into_error<E>(
+        self,
+        op: &'static str,
+        err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StoreError
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match self.0.lock().expect("body failure slot poisoned").take() {
+            Some(source_error) => into_store_error(source_error),
+            None => map_sdk_error(op, err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{into_store_error, StoreError};
     use futures::{stream, StreamExt};
     use http_body_util::BodyExt;
 

@@ -1,0 +1,198 @@
+//! The API's one error type, and the one place that turns it into
+//! `application/problem+json` (RFC 9457) with the contract's stable `code`.
+//! 5xx answers are logged at warn, 4xx at info.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use claimcheck::{db::DbError, uploads::UploadError};
+use serde_json::{json, Map, Value};
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `invalid_request`.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 401 `unauthorized`.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// 403 `forbidden`.
+    #[error("the token lacks the `{0}` scope")]
+    Forbidden(&'static str),
+    /// 404 `not_found`, with the keys a consume could not find.
+    #[error("{message}")]
+    NotFound {
+        /// What was not found.
+        message: String,
+        /// Keys missing from a consume.
+        missing: Option<Vec<String>>,
+    },
+    /// 409 `conflict`, with the parts a complete lacks.
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// Parts missing at complete.
+        missing_parts: Option<Vec<u32>>,
+    },
+    /// 410 `expired`.
+    #[error("the upload's claim has expired")]
+    Expired,
+    /// 411 `length_required`.
+    #[error("a Content-Length is required")]
+    LengthRequired,
+    /// 413 `too_large`.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415 `unsupported_media_type`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422 `checksum_mismatch`.
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    /// 429 `too_many_pending_uploads`.
+    #[error("{0}")]
+    TooManyPending(String),
+    /// 503 `unavailable`, with Retry-After.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500 `internal`.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The contract's stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::Expired => "expired",
+            ApiError::LengthRequired => "length_required",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::ChecksumMismatch(_) => "checksum_mismatch",
+            ApiError::TooManyPending(_) => "too_many_pending_uploads",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A 404 for an unknown resource.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            message: message.into(),
+            missing: None,
+        }
+    }
+
+    /// A 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            message: message.into(),
+            missing_parts: None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Expired => StatusCode::GONE,
+            ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::ChecksumMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyPending(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            let detail = match self {
+                ApiError::Internal(m) => m.as_str(),
+                _ => "",
+            };
+            tracing::warn!(code = self.code(), error = %self, detail, "request failed");
+        } else {
+            tracing::info!(code = self.code(), error = %self, "request refused");
+        }
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!("https://claimcheck.dev/problems/{}", self.code())),
+        );
+        body.insert(
+            "title".into(),
+            json!(status.canonical_reason().unwrap_or("Error")),
+        );
+        body.insert("status".into(), json!(status.as_u16()));
+        body.insert("code".into(), json!(self.code()));
+        body.insert("detail".into(), json!(self.to_string()));
+        match self {
+            ApiError::NotFound {
+                missing: Some(keys),
+                ..
+            } => {
+                body.insert("missing".into(), json!(keys));
+            }
+            ApiError::Conflict {
+                missing_parts: Some(parts),
+                ..
+            } => {
+                body.insert("missing_parts".into(), json!(parts));
+            }
+            _ => {}
+        }
+        let mut response = HttpResponse::build(status);
+        response.content_type("application/problem+json");
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "5"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(Value::Object(body))
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        let message = e.to_string();
+        match e {
+            UploadError::NotFound => ApiError::not_found(message),
+            UploadError::Expired => ApiError::Expired,
+            UploadError::Conflict(_) => ApiError::conflict(message),
+            UploadError::MissingParts(parts) => ApiError::Conflict {
+                message: format!("parts missing: {parts:?}"),
+                missing_parts: Some(parts),
+            },
+            UploadError::Invalid(_) | UploadError::BodyFailed(_) => {
+                ApiError::InvalidRequest(message)
+            }
+            UploadError::LengthRequired => ApiError::LengthRequired,
+            UploadError::TooLarge { .. } => ApiError::TooLarge(message),
+            UploadError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(message),
+            UploadError::ChecksumMismatch { .. } => ApiError::ChecksumMismatch(message),
+            UploadError::TooManyPending { .. } => ApiError::TooManyPending(message),
+            UploadError::Unavailable(_) => ApiError::Unavailable(message),
+            UploadError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        UploadError::from(e).into()
+    }
+}

@@ -1,0 +1,83 @@
+//! `/v1/tokens`: minting, listing and revoking tokens (admin).
+
+use std::collections::BTreeSet;
+
+use actix_web::{delete, get, post, web, HttpResponse};
+use claimcheck::{config::parse_duration, tokens::Scope};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{auth::Caller, error::ApiError, startup::AppState};
+
+/// Registers the routes of this module.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(mint).service(list).service(revoke);
+}
+
+#[derive(Deserialize)]
+struct MintRequest {
+    owner: String,
+    scopes: Vec<String>,
+    name: Option<String>,
+    /// `30d`, `12h`, ... (none: never expires).
+    expires_in: Option<String>,
+}
+
+/// `POST /v1/tokens`: the raw token is in this answer and nowhere else.
+#[post("/v1/tokens")]
+async fn mint(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<MintRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    if body.owner.trim().is_empty() {
+        return Err(ApiError::InvalidRequest("owner must not be empty".into()));
+    }
+    let scopes: BTreeSet<Scope> = body
+        .scopes
+        .iter()
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::InvalidRequest)?;
+    if scopes.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "at least one scope is needed".into(),
+        ));
+    }
+    let expires_in = body
+        .expires_in
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| ApiError::InvalidRequest(format!("expires_in: {e}")))?;
+    let minted = state
+        .tokens
+        .create(&body.owner, &scopes, body.name.as_deref(), expires_in)
+        .await?;
+    Ok(HttpResponse::Created().json(minted))
+}
+
+/// `GET /v1/tokens`: every token's record, never a secret.
+#[get("/v1/tokens")]
+async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    Ok(HttpResponse::Ok().json(json!({"items": state.tokens.list().await?})))
+}
+
+/// `DELETE /v1/tokens/{id}`: revoke.
+#[delete("/v1/tokens/{id}")]
+async fn revoke(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Admin)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("token not found"))?;
+    if state.tokens.revoke(id).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found("token not found or already revoked"))
+    }
+}

@@ -1,0 +1,147 @@
+//! `/v1/uploads`: single-shot uploads, listing, status and discard.
+
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use claimcheck::{
+    domain::{Claim, ClaimStatus},
+    tokens::Scope,
+    uploads::{SingleUpload, UploadStatus},
+};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    auth::Caller,
+    body::{content_length, header, pump, with_pump},
+    error::ApiError,
+    startup::AppState,
+};
+
+/// Registers the routes of this module.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(show)
+        .service(discard);
+}
+
+#[derive(Deserialize)]
+struct CreateQuery {
+    filename: Option<String>,
+    #[serde(default)]
+    public: bool,
+}
+
+/// `POST /v1/uploads?filename=F&public=false`: the body is the file.
+#[post("/v1/uploads")]
+async fn create(
+    caller: Caller,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<CreateQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let owner = caller.require(Scope::Upload)?;
+    let upload = SingleUpload {
+        filename: query.filename.clone().unwrap_or_default(),
+        content_type: header(&req, "content-type").unwrap_or_default().to_owned(),
+        len: content_length(&req),
+        public: query.public,
+        sha256: header(&req, "x-content-sha256").map(str::to_owned),
+        idempotency_key: header(&req, "idempotency-key").map(str::to_owned),
+    };
+    // Refuse before reading a byte when the headers already say no.
+    let (len, _) = state.uploads.check_single(&upload)?;
+    let (body, feed) = pump(payload, len, state.body_idle_timeout);
+    let (claim, existing) = with_pump(feed, state.uploads.put_single(owner, upload, body)).await?;
+    let status = if existing { 200 } else { 201 };
+    Ok(claim_response(&state, &claim, status))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<Uuid>,
+}
+
+/// `GET /v1/uploads?status=pending&limit=&cursor=`: the caller's uploads,
+/// newest first.
+#[get("/v1/uploads")]
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = caller.require(Scope::Upload)?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(ClaimStatus::parse(s).ok_or_else(|| {
+            ApiError::InvalidRequest("status must be pending or uploaded".into())
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    let claims = state
+        .uploads
+        .list(owner, status, limit, query.cursor)
+        .await?;
+    let next_cursor = (claims.len() as i64 == limit)
+        .then(|| claims.last().map(|c| c.id))
+        .flatten();
+    let items: Vec<_> = claims.iter().map(|c| claim_json(&state, c)).collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// `GET /v1/uploads/{id}`: the claim and its parts so far.
+#[get("/v1/uploads/{id}")]
+async fn show(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = caller.require(Scope::Upload)?;
+    let UploadStatus { claim, parts } = state.uploads.status(owner, parse_id(&id)?).await?;
+    let mut body = claim_json(&state, &claim);
+    body["parts"] = json!(parts);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `DELETE /v1/uploads/{id}`: abort a pending upload or discard an
+/// unconsumed one.
+#[delete("/v1/uploads/{id}")]
+async fn discard(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = caller.require(Scope::Upload)?;
+    state.uploads.discard(owner, parse_id(&id)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// An upload id from the path; anything that is not a uuid is unknown (404).
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("upload not found"))
+}
+
+/// A claim as JSON, with `public_url` for a public object when configured.
+pub fn claim_json(state: &AppState, claim: &Claim) -> serde_json::Value {
+    let mut value = serde_json::to_value(claim).unwrap_or_default();
+    if let (true, Some(base)) = (claim.public, &state.public_base_url) {
+        value["public_url"] = json!(format!("{}/{}", base.trim_end_matches('/'), claim.key));
+    }
+    value
+}
+
+/// A claim response with `Location`.
+pub fn claim_response(state: &AppState, claim: &Claim, status: u16) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
+    HttpResponse::build(status)
+        .insert_header(("Location", format!("/v1/uploads/{}", claim.id)))
+        .json(claim_json(state, claim))
+}

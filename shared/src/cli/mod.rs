@@ -1,0 +1,73 @@
+//! Subcommands both binaries share (the contract's "Commands"): `migrate` and
+//! `queue stats|dead [--retry]`. Each binary flattens [`SharedCommand`] into
+//! its own subcommand enum; `token create|list|revoke` joins it as a variant
+//! of its own (a `cli/token.rs`).
+
+pub mod queue;
+pub mod token;
+
+use std::io::Write;
+
+use clap::Subcommand;
+
+use crate::db::{self, DbError};
+
+/// The subcommands of both `claimcheck-api` and `claimcheck-worker`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SharedCommand {
+    /// Apply database migrations, then exit. Safe to run from many pods at once.
+    Migrate,
+    /// Inspect and repair the delete queue.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Mint, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// Why a shared subcommand failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `DATABASE_URL` is not set.
+    #[error("DATABASE_URL is not set")]
+    NoDatabaseUrl,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The thing named does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The output could not be encoded.
+    #[error("cannot encode the output: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl SharedCommand {
+    /// Runs the subcommand against `database_url`, writing to `out`.
+    pub async fn run(
+        self,
+        database_url: Option<&str>,
+        pool_size: usize,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(), CliError> {
+        let url = database_url.ok_or(CliError::NoDatabaseUrl)?;
+        match self {
+            SharedCommand::Migrate => {
+                let report = db::migrate(url).await?;
+                tracing::info!(applied = ?report.applied, "migrations up to date");
+                Ok(())
+            }
+            SharedCommand::Queue(command) => {
+                let pool = db::connect(url, pool_size.min(2))?;
+                command.run(&pool, out).await
+            }
+            SharedCommand::Token(command) => {
+                let pool = db::connect(url, pool_size.min(2))?;
+                command.run(&pool, out).await
+            }
+        }
+    }
+}

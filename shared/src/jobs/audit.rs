@@ -1,0 +1,191 @@
+//! The audit: compares the bucket with the database, under the key prefix.
+//!
+//! Every object in the bucket must be accounted for by a claim, a registry
+//! row or a delete-queue row; every registry row and uploaded claim must have
+//! its object; every multipart session must belong to a claim or a queue row.
+//! Pending claims legitimately have no object yet.
+//!
+//! The bucket is listed first and the database read afterwards, so an upload
+//! or a delete finishing in between could look like an inconsistency: each
+//! finding is checked a second time (store, then database) before it is
+//! reported. Run it after incidents; it reads only.
+
+use std::{collections::HashSet, fmt};
+
+use chrono::Utc;
+
+use super::{JobContext, JobError};
+use crate::{
+    db::DbError,
+    store::{MultipartSession, StoreError},
+};
+
+/// What the audit found. Empty lists: the bucket and the database agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Objects looked at.
+    pub objects_scanned: usize,
+    /// Multipart sessions looked at.
+    pub sessions_scanned: usize,
+    /// Objects no claim, registry row or queue row accounts for (leaked).
+    pub unaccounted_objects: Vec<String>,
+    /// Registry rows whose object is missing (lost data).
+    pub registry_without_object: Vec<String>,
+    /// Uploaded claims whose object is missing.
+    pub claims_without_object: Vec<String>,
+    /// Multipart sessions no claim or queue row knows (leaked parts).
+    pub orphan_sessions: Vec<MultipartSession>,
+}
+
+impl AuditReport {
+    /// Whether nothing is out of place.
+    pub fn is_clean(&self) -> bool {
+        self.unaccounted_objects.is_empty()
+            && self.registry_without_object.is_empty()
+            && self.claims_without_object.is_empty()
+            && self.orphan_sessions.is_empty()
+    }
+}
+
+impl fmt::Display for AuditReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "scanned {} objects and {} multipart sessions",
+            self.objects_scanned, self.sessions_scanned
+        )?;
+        let sections: [(&str, Vec<String>); 4] = [
+            ("object not accounted for", self.unaccounted_objects.clone()),
+            (
+                "registry row without object",
+                self.registry_without_object.clone(),
+            ),
+            (
+                "uploaded claim without object",
+                self.claims_without_object.clone(),
+            ),
+            (
+                "multipart session without claim",
+                self.orphan_sessions
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} upload_id={} initiated={}",
+                            s.key, s.upload_id, s.initiated
+                        )
+                    })
+                    .collect(),
+            ),
+        ];
+        for (what, items) in sections {
+            for item in items {
+                writeln!(f, "{what}: {item}")?;
+            }
+        }
+        if self.is_clean() {
+            writeln!(f, "clean: the bucket and the database agree")
+        } else {
+            writeln!(f, "INCONSISTENT")
+        }
+    }
+}
+
+/// Runs the audit under [`super::JobSettings::key_prefix`].
+pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
+    let prefix = ctx.settings.key_prefix.as_str();
+    let mut report = AuditReport::default();
+    let mut in_bucket = HashSet::new();
+    let mut candidates = Vec::new();
+    let mut continuation = None;
+    loop {
+        let (page, next) = ctx
+            .store_call("list_objects", ctx.store.list_objects(prefix, continuation))
+            .await?;
+        report.objects_scanned += page.len();
+        let keys: Vec<String> = page.into_iter().map(|o| o.key).collect();
+        candidates.extend(unaccounted(ctx, &keys).await?);
+        in_bucket.extend(keys);
+        match next {
+            Some(token) => continuation = Some(token),
+            None => break,
+        }
+    }
+    // Second look: still there, and still unaccounted for.
+    let mut still_there = Vec::new();
+    for key in candidates {
+        if exists(ctx, &key).await? {
+            still_there.push(key);
+        }
+    }
+    report.unaccounted_objects = unaccounted(ctx, &still_there).await?;
+
+    let far_future = Utc::now() + chrono::Duration::days(1);
+    let sessions = ctx
+        .store_call(
+            "list_multipart_uploads",
+            ctx.store.list_multipart_uploads(prefix, far_future),
+        )
+        .await?;
+    report.sessions_scanned = sessions.len();
+    for chunk in sessions.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(|s| s.upload_id.clone()).collect();
+        let known = ctx.claims.known_upload_ids(&ids).await?;
+        report.orphan_sessions.extend(
+            chunk
+                .iter()
+                .filter(|s| !known.contains(&s.upload_id))
+                .cloned(),
+        );
+    }
+
+    for key in keys_under(ctx, REGISTRY_KEYS, prefix).await? {
+        if !in_bucket.contains(&key) && !exists(ctx, &key).await? {
+            report.registry_without_object.push(key);
+        }
+    }
+    for key in keys_under(ctx, UPLOADED_CLAIM_KEYS, prefix).await? {
+        if !in_bucket.contains(&key) && !exists(ctx, &key).await? {
+            report.claims_without_object.push(key);
+        }
+    }
+    Ok(report)
+}
+
+const REGISTRY_KEYS: &str =
+    "SELECT object_key FROM claimcheck.objects WHERE starts_with(object_key, $1)";
+const UPLOADED_CLAIM_KEYS: &str = "SELECT object_key FROM claimcheck.upload_claims
+      WHERE status = 'uploaded' AND starts_with(object_key, $1)";
+
+/// Those of `keys` that no claim, registry row or queue row names.
+async fn unaccounted(ctx: &JobContext, keys: &[String]) -> Result<Vec<String>, DbError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = ctx.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT k FROM unnest($1::text[]) AS k
+              WHERE NOT EXISTS (SELECT 1 FROM claimcheck.upload_claims c WHERE c.object_key = k)
+                AND NOT EXISTS (SELECT 1 FROM claimcheck.objects o WHERE o.object_key = k)
+                AND NOT EXISTS (SELECT 1 FROM claimcheck.pending_deletes d WHERE d.object_key = k)
+              ORDER BY k",
+            &[&keys],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// The keys `sql` (one text parameter: the prefix) selects.
+async fn keys_under(ctx: &JobContext, sql: &str, prefix: &str) -> Result<Vec<String>, DbError> {
+    let client = ctx.pool.get().await?;
+    let rows = client.query(sql, &[&prefix]).await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+async fn exists(ctx: &JobContext, key: &str) -> Result<bool, StoreError> {
+    match ctx.store_call("head", ctx.store.head(key)).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,347 @@
+//! The delete worker: drains the durable delete queue against the store.
+//!
+//! One step ([`run_once`]) leases a batch, aborts the multipart sessions its
+//! rows carry, deletes their objects (S3: `DeleteObjects`, up to 1000 keys a
+//! request), then records each row's outcome: done rows go in one statement,
+//! failed rows are deferred with backoff or, after the last attempt, parked
+//! dead with their error. A missing object or session counts as deleted.
+//!
+//! The loop ([`run`]) keeps leasing while rows come back, and otherwise waits
+//! for a notification on [`CHANNEL`] (a trigger sends one for every insert)
+//! or the poll interval, whichever comes first.
+
+use std::{collections::HashMap, time::Instant};
+
+use futures::{stream, StreamExt};
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::{backoff, JobContext, JobError};
+use crate::{db::deletes::Lease, domain::PendingDelete};
+
+/// The channel `claimcheck.notify_pending_delete()` notifies on insert.
+pub const CHANNEL: &str = "claimcheck_pending_deletes";
+
+/// Most keys in one `delete_many` call: S3's `DeleteObjects` limit.
+const MAX_KEYS_PER_CALL: usize = 1000;
+
+/// What one step did with the rows it leased.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainOutcome {
+    /// Rows leased (0: nothing was due).
+    pub leased: usize,
+    /// Rows whose object (and session) is gone, removed from the queue.
+    pub done: usize,
+    /// Rows that failed and wait for another attempt.
+    pub deferred: usize,
+    /// Rows that failed their last attempt and were parked.
+    pub dead: usize,
+    /// Rows whose lease ran out before their outcome was written (another
+    /// worker holds them now and redoes them: deletes are idempotent).
+    pub lost: usize,
+}
+
+/// Leases one batch of due rows and processes it.
+pub async fn run_once(ctx: &JobContext) -> Result<DrainOutcome, JobError> {
+    let s = &ctx.settings;
+    let lease = ctx
+        .queue
+        .lease(s.delete_batch, s.delete_lease, s.max_attempts)
+        .await?;
+    process(ctx, &lease).await
+}
+
+/// Leases and processes batches until none is due. For tests and one-shot
+/// drains; the long-running loop is [`run`].
+pub async fn drain(ctx: &JobContext) -> Result<DrainOutcome, JobError> {
+    let mut total = DrainOutcome::default();
+    loop {
+        let step = run_once(ctx).await?;
+        if step.leased == 0 {
+            return Ok(total);
+        }
+        total.leased += step.leased;
+        total.done += step.done;
+        total.deferred += step.deferred;
+        total.dead += step.dead;
+        total.lost += step.lost;
+    }
+}
+
+/// Does the store work for the rows of `lease` and records their outcomes.
+pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, JobError> {
+    let mut outcome = DrainOutcome {
+        leased: lease.rows.len(),
+        ..DrainOutcome::default()
+    };
+    if lease.rows.is_empty() {
+        return Ok(outcome);
+    }
+    let started = Instant::now();
+    let failures = store_work(ctx, &lease.rows).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let (failed, ok): (Vec<&PendingDelete>, Vec<&PendingDelete>) = lease
+        .rows
+        .iter()
+        .partition(|row| failures.contains_key(&row.id));
+    let ok_ids: Vec<i64> = ok.iter().map(|row| row.id).collect();
+    let removed = ctx.queue.done(lease.token, &ok_ids).await?;
+    let removed = usize::try_from(removed).unwrap_or(usize::MAX);
+    outcome.done = removed;
+    outcome.lost += ok_ids.len().saturating_sub(removed);
+    for row in &ok {
+        ctx.metrics.count_delete("done", row.reason);
+        ctx.metrics.delete_duration_seconds.observe(elapsed);
+    }
+
+    for row in failed {
+        let error = &failures[&row.id];
+        let attempts = u32::try_from(row.attempts).unwrap_or(0);
+        let kept = if attempts >= ctx.settings.max_attempts {
+            tracing::error!(id = row.id, key = %row.key, attempts, %error, "delete parked as dead");
+            let parked = ctx.queue.park_dead(lease.token, row.id, error).await?;
+            outcome.dead += usize::from(parked);
+            parked.then_some("dead")
+        } else {
+            let s = &ctx.settings;
+            let delay = backoff::delay(attempts, s.backoff_base, s.backoff_max);
+            tracing::warn!(id = row.id, key = %row.key, attempts, ?delay, %error, "delete failed; deferred");
+            let deferred = ctx.queue.defer(lease.token, row.id, delay, error).await?;
+            outcome.deferred += usize::from(deferred);
+            deferred.then_some("deferred")
+        };
+        match kept {
+            Some(what) => ctx.metrics.count_delete(what, row.reason),
+            None => outcome.lost += 1,
+        }
+        ctx.metrics.delete_duration_seconds.observe(elapsed);
+    }
+    if outcome.lost > 0 {
+        tracing::warn!(
+            lost = outcome.lost,
+            "lease ran out before the outcome was written; another worker redoes those rows"
+        );
+    }
+    Ok(outcome)
+}
+
+/// Aborts sessions, then deletes objects. Returns the error of each row that
+/// failed, by row id (rows not named succeeded).
+async fn store_work(ctx: &JobContext, rows: &[PendingDelete]) -> HashMap<i64, String> {
+    let concurrency = ctx.settings.concurrency.max(1);
+    // Abort first: a session completed after its abort would otherwise make
+    // the object reappear after the delete.
+    // Futures collected into a Vec first: a stream holding the closures would
+    // not be `Send` for every lifetime, which `tokio::spawn` requires.
+    let aborts: Vec<_> = rows
+        .iter()
+        .filter_map(|row| Some(abort(ctx, row.id, &row.key, row.upload_id.as_deref()?)))
+        .collect();
+    let mut failures: HashMap<i64, String> = stream::iter(aborts)
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+
+    let mut keys: Vec<String> = rows
+        .iter()
+        .filter(|row| !failures.contains_key(&row.id))
+        .map(|row| row.key.clone())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return failures;
+    }
+    // S3 deletes up to 1000 keys in one request; the filesystem store deletes
+    // one file at a time, so its keys are spread over the allowed concurrency.
+    let per_call = if ctx.store.kind() == "fs" {
+        keys.len().div_ceil(concurrency)
+    } else {
+        MAX_KEYS_PER_CALL
+    };
+    let deletes: Vec<_> = keys
+        .chunks(per_call.max(1))
+        .map(|chunk| delete_chunk(ctx, chunk))
+        .collect();
+    let key_errors: HashMap<String, String> = stream::iter(deletes)
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    for row in rows {
+        if let Some(error) = key_errors.get(&row.key) {
+            failures.entry(row.id).or_insert_with(|| error.clone());
+        }
+    }
+    failures
+}
+
+/// Aborts one row's session; the row's error when it failed.
+async fn abort(ctx: &JobContext, id: i64, key: &str, upload_id: &str) -> Option<(i64, String)> {
+    let result = ctx
+        .store_call("abort_multipart", ctx.store.abort_multipart(key, upload_id))
+        .await;
+    result
+        .err()
+        .map(|e| (id, format!("abort multipart upload {upload_id}: {e}")))
+}
+
+/// Deletes one chunk of keys; the error of each key that failed.
+async fn delete_chunk(ctx: &JobContext, chunk: &[String]) -> Vec<(String, String)> {
+    match ctx
+        .store_call("delete_many", ctx.store.delete_many(chunk))
+        .await
+    {
+        Ok(failed) => failed
+            .into_iter()
+            .map(|(key, e)| (key, format!("delete: {e}")))
+            .collect(),
+        Err(e) => chunk
+            .iter()
+            .map(|key| (key.clone(), format!("delete: {e}")))
+            .collect(),
+    }
+}
+
+/// The delete worker's loop: lease and process batches until `cancel` fires.
+///
+/// After a non-empty batch it leases again at once; after an empty one it
+/// waits for a notification or the poll interval. On cancel it stops leasing
+/// and finishes the batch in hand within the shutdown timeout, or hands its
+/// rows back ([`crate::db::DeleteQueue::release`]) when the time is up.
+pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let listener = tokio::spawn(listen(
+        database_url,
+        wake.clone(),
+        ctx.settings.poll_interval,
+        cancel.clone(),
+    ));
+    while !cancel.is_cancelled() {
+        let s = &ctx.settings;
+        let lease = match ctx
+            .queue
+            .lease(s.delete_batch, s.delete_lease, s.max_attempts)
+            .await
+        {
+            Ok(lease) => lease,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not lease deletes; retrying after the poll interval");
+                wait(&ctx, &wake, &cancel).await;
+                continue;
+            }
+        };
+        if lease.rows.is_empty() {
+            wait(&ctx, &wake, &cancel).await;
+            continue;
+        }
+        let work = process(&ctx, &lease);
+        tokio::pin!(work);
+        let result = tokio::select! {
+            result = &mut work => Some(result),
+            () = cancel.cancelled() => {
+                tokio::time::timeout(ctx.settings.shutdown_timeout, &mut work).await.ok()
+            }
+        };
+        match result {
+            Some(Ok(outcome)) => tracing::info!(
+                leased = outcome.leased,
+                done = outcome.done,
+                deferred = outcome.deferred,
+                dead = outcome.dead,
+                lost = outcome.lost,
+                "delete batch"
+            ),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "delete batch failed; its rows come back when the lease runs out");
+                wait(&ctx, &wake, &cancel).await;
+            }
+            None => {
+                let ids: Vec<i64> = lease.rows.iter().map(|r| r.id).collect();
+                match ctx.queue.release(lease.token, &ids).await {
+                    Ok(n) => {
+                        tracing::info!(released = n, "shutdown deadline reached; rows handed back")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not hand rows back; they return when the lease runs out")
+                    }
+                }
+            }
+        }
+    }
+    listener.abort();
+    let _ = listener.await;
+}
+
+/// Waits for a notification, the poll interval or cancellation.
+async fn wait(ctx: &JobContext, wake: &tokio::sync::Notify, cancel: &CancellationToken) {
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = wake.notified() => {}
+        () = tokio::time::sleep(ctx.settings.poll_interval) => {}
+    }
+}
+
+/// Keeps a connection LISTENing on [`CHANNEL`] and wakes the loop on every
+/// notification. A lost connection is reopened after `retry`; meanwhile the
+/// loop polls, so a notification lost with it costs one poll interval.
+async fn listen(
+    url: String,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    retry: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    while !cancel.is_cancelled() {
+        match tokio_postgres::connect(&url, NoTls).await {
+            Ok((client, mut connection)) => {
+                let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx)).fuse();
+                let sql = format!("LISTEN {CHANNEL}");
+                let listening = {
+                    let listen = client.batch_execute(&sql);
+                    tokio::pin!(listen);
+                    // The LISTEN only runs while the connection is driven.
+                    loop {
+                        tokio::select! {
+                            result = &mut listen => break result,
+                            message = messages.next() => if message.is_none() { break Ok(()) },
+                        }
+                    }
+                };
+                if let Err(e) = listening {
+                    tracing::warn!(error = %e, "LISTEN failed; polling only");
+                } else {
+                    // Rows queued while we were not listening: look now.
+                    wake.notify_one();
+                    loop {
+                        tokio::select! {
+                            () = cancel.cancelled() => return,
+                            message = messages.next() => match message {
+                                Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+                                Some(Ok(_)) => {}
+                                Some(Err(e)) => {
+                                    tracing::warn!(error = %e, "notification connection failed");
+                                    break;
+                                }
+                                None => break,
+                            },
+                        }
+                    }
+                }
+                drop(client);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the notification connection; polling only")
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The worker fleet's jobs: the delete-queue drain, the claim sweeper, the
+//! orphan reaper and the audit.
+//!
+//! Each job has a single-step function that does one unit of work and says
+//! what it did ([`delete_worker::run_once`], [`sweeper::sweep_once`],
+//! [`reaper::reap_once`], [`audit::audit`]): tests drive those directly,
+//! without sleeping. The loops around them ([`run`]) add the waiting, the
+//! wake-ups and the shutdown. They live in the library, not in the worker
+//! binary, because `claimcheck-api dev` runs API and worker in one process.
+//!
+//! Coordination between processes goes through PostgreSQL only: leases with
+//! `FOR UPDATE SKIP LOCKED` and conditional updates. No database transaction
+//! is ever held open across object-store I/O.
+
+pub mod audit;
+pub mod backoff;
+pub mod delete_worker;
+pub mod reaper;
+pub mod sweeper;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use deadpool_postgres::Pool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Config, StoreConfig},
+    db::{ClaimStore, DbError, DeleteQueue},
+    metrics::Metrics,
+    store::{fs::FsStore, s3::S3Store, ObjectStore, StoreError},
+};
+
+/// What a job step can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// PostgreSQL failed; the step is retried on the next tick.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The object store failed for the step as a whole (listing, say).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The knobs of the jobs, from [`Config`] (tests set them directly).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Rows leased at once (`CLAIMCHECK_DELETE_BATCH`).
+    pub delete_batch: u32,
+    /// Visibility timeout of a lease (`CLAIMCHECK_DELETE_LEASE`).
+    pub delete_lease: Duration,
+    /// Attempts before a row is parked dead (`CLAIMCHECK_DELETE_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Store calls in flight per process (`CLAIMCHECK_DELETE_CONCURRENCY`).
+    pub concurrency: usize,
+    /// First retry delay (`CLAIMCHECK_DELETE_BACKOFF_BASE`).
+    pub backoff_base: Duration,
+    /// Longest retry delay (`CLAIMCHECK_DELETE_BACKOFF_MAX`).
+    pub backoff_max: Duration,
+    /// Poll when no notification came (`CLAIMCHECK_POLL_INTERVAL`).
+    pub poll_interval: Duration,
+    /// Pause between sweeps with nothing to sweep (`CLAIMCHECK_SWEEP_INTERVAL`).
+    pub sweep_interval: Duration,
+    /// Claims handled per sweeper statement.
+    pub sweep_batch: i64,
+    /// Pending claim lifetime (`CLAIMCHECK_CLAIM_TTL`): the reaper's age floor.
+    pub claim_ttl: Duration,
+    /// Lifetime of a recovered claim (`CLAIMCHECK_UNCONSUMED_TTL`); `None`: keep.
+    pub unconsumed_ttl: Option<Duration>,
+    /// Added to the claim TTL before a session no one knows is an orphan: a
+    /// session is created before its claim records it.
+    pub orphan_grace: Duration,
+    /// Pause between orphan reaps (listing every session is not free).
+    pub reap_interval: Duration,
+    /// Only keys under this prefix are reaped and audited (`CLAIMCHECK_KEY_PREFIX`).
+    pub key_prefix: String,
+    /// How long shutdown waits for rows in hand (`CLAIMCHECK_SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
+    /// How often the database gauges are refreshed.
+    pub gauge_interval: Duration,
+}
+
+impl JobSettings {
+    /// The settings `config` describes.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            delete_batch: config.delete_batch,
+            delete_lease: config.delete_lease,
+            max_attempts: config.delete_max_attempts,
+            concurrency: usize::try_from(config.delete_concurrency).unwrap_or(1),
+            backoff_base: config.delete_backoff_base,
+            backoff_max: config.delete_backoff_max,
+            poll_interval: config.poll_interval,
+            sweep_interval: config.sweep_interval,
+            sweep_batch: 500,
+            claim_ttl: config.claim_ttl,
+            unconsumed_ttl: config.unconsumed_ttl,
+            orphan_grace: Duration::from_secs(3600),
+            reap_interval: Duration::from_secs(15 * 60),
+            key_prefix: config.key_prefix.clone(),
+            shutdown_timeout: config.shutdown_timeout,
+            gauge_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What every job needs: the database, the store, metrics and settings.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    /// The PostgreSQL pool.
+    pub pool: Pool,
+    /// The delete queue.
+    pub queue: DeleteQueue,
+    /// The claims.
+    pub claims: ClaimStore,
+    /// The object store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Where outcomes are counted.
+    pub metrics: Metrics,
+    /// The knobs.
+    pub settings: JobSettings,
+    /// Bounds the store calls in flight in this process.
+    store_slots: Arc<Semaphore>,
+}
+
+impl JobContext {
+    /// A context over `pool` and `store`.
+    pub fn new(
+        pool: Pool,
+        store: Arc<dyn ObjectStore>,
+        metrics: Metrics,
+        settings: JobSettings,
+    ) -> Self {
+        Self {
+            queue: DeleteQueue::new(pool.clone()),
+            claims: ClaimStore::new(pool.clone()),
+            store_slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            pool,
+            store,
+            metrics,
+            settings,
+        }
+    }
+
+    /// Runs one store call `op` within the process's concurrency limit and
+    /// records its duration and outcome.
+    pub(crate) async fn store_call<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let _slot = self
+            .store_slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.metrics
+            .observe_store(op, result.is_ok(), started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+/// Opens the object store `config` names: the filesystem store (without a
+/// download URL signer: workers never sign URLs) or the S3 store.
+pub async fn store_from_config(config: &StoreConfig) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    Ok(match config {
+        StoreConfig::Fs { root } => {
+            let root = root.clone();
+            let store = tokio::task::spawn_blocking(move || FsStore::new(root, None))
+                .await
+                .map_err(|e| StoreError::Other(format!("opening the fs store: {e}")))?
+                .map_err(|e| StoreError::Other(format!("opening the fs store: {e}")))?;
+            Arc::new(store)
+        }
+        StoreConfig::S3(settings) => Arc::new(S3Store::new(settings.clone()).await?),
+    })
+}
+
+/// Runs every job loop (delete worker, sweeper, reaper, gauges) until
+/// `cancel` fires, then lets each finish or hand back its work within
+/// [`JobSettings::shutdown_timeout`].
+pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
+    let tasks = [
+        tokio::spawn(delete_worker::run(
+            ctx.clone(),
+            database_url,
+            cancel.clone(),
+        )),
+        tokio::spawn(sweeper::run(ctx.clone(), cancel.clone())),
+        tokio::spawn(reaper::run(ctx.clone(), cancel.clone())),
+        tokio::spawn(refresh_gauges(ctx, cancel)),
+    ];
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a job loop panicked");
+        }
+    }
+}
+
+/// Refreshes the database gauges every [`JobSettings::gauge_interval`].
+pub async fn refresh_gauges(ctx: JobContext, cancel: CancellationToken) {
+    loop {
+        if let Err(e) = ctx.metrics.refresh_database_gauges(&ctx.pool).await {
+            tracing::warn!(error = %e, "could not refresh the queue and claim gauges");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(ctx.settings.gauge_interval) => {}
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The claim sweeper: takes claims whose `expires_at` has passed.
+//!
+//! Expired pending claims are deleted with their parts and their object's
+//! delete (with the multipart session) queued, in one transaction per batch,
+//! conditional on each claim still being pending and expired: several
+//! sweepers, or a sweeper racing a complete, never act twice on one claim.
+//! Before that, a claim whose object already exists at its declared size (a
+//! crash between the store finishing and the database update) is recovered to
+//! `uploaded` instead. Uploaded claims past their unconsumed TTL are dropped
+//! the same way with reason `unconsumed`.
+//!
+//! A sweep works through the whole backlog in batches; the interval is only
+//! the pause when there was nothing left.
+
+use futures::{stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::{JobContext, JobError};
+use crate::{
+    domain::{Claim, ClaimStatus, DeleteReason},
+    store::StoreError,
+};
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// Pending claims expired (claim and parts dropped, delete queued).
+    pub expired: usize,
+    /// Expired pending claims whose object was complete, now `uploaded`.
+    pub recovered: usize,
+    /// Uploaded claims nobody consumed in time, dropped and delete queued.
+    pub unconsumed: usize,
+    /// Expired pending claims left for a later sweep because the store could
+    /// not say whether their object exists.
+    pub postponed: usize,
+}
+
+/// Sweeps every expired claim, batch after batch, until none is left (or
+/// only claims the store could not be asked about).
+pub async fn sweep_once(ctx: &JobContext) -> Result<SweepOutcome, JobError> {
+    let mut outcome = SweepOutcome::default();
+    let batch = ctx.settings.sweep_batch.max(1);
+    loop {
+        let claims = ctx.claims.list_expired(ClaimStatus::Pending, batch).await?;
+        let full = i64::try_from(claims.len()).unwrap_or(i64::MAX) >= batch;
+        let step = sweep_pending(ctx, claims).await?;
+        outcome.expired += step.expired;
+        outcome.recovered += step.recovered;
+        outcome.postponed += step.postponed;
+        // Postponed claims would be listed again: stop until the next sweep.
+        if !full || step.postponed > 0 {
+            break;
+        }
+    }
+    if ctx.settings.unconsumed_ttl.is_some() {
+        loop {
+            let claims = ctx
+                .claims
+                .list_expired(ClaimStatus::Uploaded, batch)
+                .await?;
+            let full = i64::try_from(claims.len()).unwrap_or(i64::MAX) >= batch;
+            let ids: Vec<_> = claims.iter().map(|c| c.id).collect();
+            let swept = ctx
+                .claims
+                .expire(&ids, ClaimStatus::Uploaded, DeleteReason::Unconsumed)
+                .await?;
+            outcome.unconsumed += swept.len();
+            ctx.metrics
+                .sweeps_total
+                .with_label_values(&["unconsumed"])
+                .inc_by(swept.len() as u64);
+            if !full {
+                break;
+            }
+        }
+    }
+    ctx.metrics
+        .sweeper_last_run_timestamp_seconds
+        .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+    if outcome != SweepOutcome::default() {
+        tracing::info!(
+            expired = outcome.expired,
+            recovered = outcome.recovered,
+            unconsumed = outcome.unconsumed,
+            postponed = outcome.postponed,
+            "sweep"
+        );
+    }
+    Ok(outcome)
+}
+
+/// What became of each expired pending claim after a look at the store.
+enum Verdict {
+    Recover,
+    Expire,
+    Postpone,
+}
+
+async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutcome, JobError> {
+    let mut outcome = SweepOutcome::default();
+    // Store I/O first, outside any transaction.
+    let verdicts: Vec<(Claim, Verdict)> = stream::iter(claims)
+        .map(|claim| async move {
+            let head = ctx.store_call("head", ctx.store.head(&claim.key)).await;
+            let verdict = match head {
+                Ok(meta) if i64::try_from(meta.size).ok() == Some(claim.size) => Verdict::Recover,
+                // Another size: not this upload's object (or a torn one): drop it.
+                Ok(_) | Err(StoreError::NotFound) => Verdict::Expire,
+                Err(e) => {
+                    tracing::warn!(key = %claim.key, error = %e, "cannot check an expired claim's object; sweeping it later");
+                    Verdict::Postpone
+                }
+            };
+            (claim, verdict)
+        })
+        .buffer_unordered(ctx.settings.concurrency.max(1))
+        .collect()
+        .await;
+
+    let mut expire = Vec::new();
+    for (claim, verdict) in verdicts {
+        match verdict {
+            Verdict::Recover => {
+                if ctx
+                    .claims
+                    .recover(claim.id, ctx.settings.unconsumed_ttl)
+                    .await?
+                    .is_some()
+                {
+                    tracing::info!(id = %claim.id, key = %claim.key, "expired claim's object is complete: recovered to uploaded");
+                    outcome.recovered += 1;
+                }
+            }
+            Verdict::Expire => expire.push(claim.id),
+            Verdict::Postpone => outcome.postponed += 1,
+        }
+    }
+    let swept = ctx
+        .claims
+        .expire(&expire, ClaimStatus::Pending, DeleteReason::ClaimExpired)
+        .await?;
+    outcome.expired = swept.len();
+    let sweeps = &ctx.metrics.sweeps_total;
+    sweeps
+        .with_label_values(&["expired"])
+        .inc_by(outcome.expired as u64);
+    sweeps
+        .with_label_values(&["recovered"])
+        .inc_by(outcome.recovered as u64);
+    Ok(outcome)
+}
+
+/// The sweeper's loop: a sweep, then a pause of the sweep interval, until
+/// `cancel` fires. Cancel stops a sweep wherever it is: each batch is its own
+/// transaction, so what was not committed is simply swept next time.
+pub async fn run(ctx: JobContext, cancel: CancellationToken) {
+    while !cancel.is_cancelled() {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            result = sweep_once(&ctx) => if let Err(e) = result {
+                tracing::warn!(error = %e, "sweep failed; retrying after the sweep interval");
+            },
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(ctx.settings.sweep_interval) => {}
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The upload service: what the API's upload endpoints do, without HTTP.
+//!
+//! Every flow writes the claim first and the object second, so a crash in
+//! between leaves a pending claim the sweeper finds, never an object nobody
+//! knows. Whoever loses a race cleans up after itself: a put or complete that
+//! finds its claim gone queues its object's delete.
+
+mod limits;
+mod multipart;
+mod single;
+
+use std::{sync::Arc, time::Duration};
+
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+pub use limits::{choose_part_size, ContentTypes, Limits};
+pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
+pub use single::SingleUpload;
+
+use crate::{
+    db::{deletes::NewDelete, ClaimStore, DbError, DeleteQueue, PartStore},
+    domain::{Claim, ClaimStatus, DeleteReason},
+    store::{ObjectStore, StoreError},
+};
+
+/// Why an upload request failed. The API maps each to the contract's
+/// problem code.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Unknown upload, or another owner's (the same answer).
+    #[error("upload not found")]
+    NotFound,
+    /// The pending claim's TTL has run out.
+    #[error("the upload's claim has expired")]
+    Expired,
+    /// The upload is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// Complete found parts missing.
+    #[error("parts missing: {0:?}")]
+    MissingParts(Vec<u32>),
+    /// A bad parameter, part number or length.
+    #[error("{0}")]
+    Invalid(String),
+    /// The body has no Content-Length.
+    #[error("a Content-Length is required")]
+    LengthRequired,
+    /// Over the size limit.
+    #[error("larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The content type is not allowed.
+    #[error("content type `{0}` is not allowed")]
+    UnsupportedMediaType(String),
+    /// The bytes do not match the client's SHA-256.
+    #[error("the bytes do not match the SHA-256 sent (got {actual})")]
+    ChecksumMismatch {
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// The owner's in-flight cap is reached.
+    #[error("the owner already has {max} uploads in flight")]
+    TooManyPending {
+        /// The cap.
+        max: u32,
+    },
+    /// PostgreSQL or the object store cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The body failed on its way in (the client hung up or stalled).
+    #[error("the request body failed: {0}")]
+    BodyFailed(String),
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbError> for UploadError {
+    fn from(e: DbError) -> Self {
+        if e.is_unavailable() {
+            UploadError::Unavailable(format!("database unavailable: {e}"))
+        } else {
+            UploadError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<StoreError> for UploadError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => UploadError::Unavailable(format!("object store unavailable: {m}")),
+            StoreError::LengthMismatch { expected, actual } => UploadError::Invalid(format!(
+                "the body does not match its Content-Length ({expected} bytes declared, {actual} seen)"
+            )),
+            StoreError::Body(e) => UploadError::BodyFailed(e.to_string()),
+            StoreError::InvalidPart(m) => UploadError::Conflict(m),
+            StoreError::Unsupported { store, what } => {
+                UploadError::Invalid(format!("the {store} store does not support {what}"))
+            }
+            other => UploadError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::db::claims::CreateError> for UploadError {
+    fn from(e: crate::db::claims::CreateError) -> Self {
+        match e {
+            crate::db::claims::CreateError::TooManyPending { max } => {
+                UploadError::TooManyPending { max }
+            }
+            crate::db::claims::CreateError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// The upload service, shared by every request of an API process.
+#[derive(Clone, Debug)]
+pub struct Uploads {
+    claims: ClaimStore,
+    parts: PartStore,
+    queue: DeleteQueue,
+    store: Arc<dyn ObjectStore>,
+    limits: Arc<Limits>,
+}
+
+impl Uploads {
+    /// A service over `pool` and `store`.
+    pub fn new(pool: Pool, store: Arc<dyn ObjectStore>, limits: Limits) -> Self {
+        Self {
+            claims: ClaimStore::new(pool.clone()),
+            parts: PartStore::new(pool.clone()),
+            queue: DeleteQueue::new(pool),
+            store,
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The caller's own claim, else [`UploadError::NotFound`] (also for
+    /// another owner's claim: the answer must not tell them apart).
+    pub async fn get_owned(&self, owner: &str, id: Uuid) -> Result<Claim, UploadError> {
+        match self.claims.get(id).await? {
+            Some(c) if c.owner == owner => Ok(c),
+            _ => Err(UploadError::NotFound),
+        }
+    }
+
+    /// The caller's claim if it is pending and unexpired (410 / 409 else).
+    async fn get_pending(&self, owner: &str, id: Uuid) -> Result<Claim, UploadError> {
+        let claim = self.get_owned(owner, id).await?;
+        match claim.status {
+            ClaimStatus::Uploaded => Err(UploadError::Conflict(
+                "the upload is already complete".into(),
+            )),
+            ClaimStatus::Pending if is_expired(&claim) => Err(UploadError::Expired),
+            ClaimStatus::Pending => Ok(claim),
+        }
+    }
+
+    /// The caller's uploads, newest first.
+    pub async fn list(
+        &self,
+        owner: &str,
+        status: Option<ClaimStatus>,
+        limit: i64,
+        cursor: Option<Uuid>,
+    ) -> Result<Vec<Claim>, UploadError> {
+        Ok(self
+            .claims
+            .list_by_owner(owner, status, limit, cursor)
+            .await?)
+    }
+
+    /// Drops an upload: a pending one's session is aborted before answering
+    /// (queued instead when the store fails); an uploaded, unconsumed one's
+    /// object is queued for delete (`discarded`).
+    pub async fn discard(&self, owner: &str, id: Uuid) -> Result<(), UploadError> {
+        let claim = self.get_owned(owner, id).await?;
+        if claim.status == ClaimStatus::Uploaded {
+            return match self.claims.discard_uploaded(id).await? {
+                Some(_) => Ok(()),
+                None => Err(UploadError::NotFound),
+            };
+        }
+        // A single-shot body may still be on its way: its object is queued
+        // for delete in case it lands. A session the store could not abort
+        // now is queued too.
+        let aborted = match &claim.upload_id {
+            Some(upload_id) => match self.store.abort_multipart(&claim.key, upload_id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, claim = %id, "abort failed; queued instead");
+                    false
+                }
+            },
+            None => false,
+        };
+        let cleanup = (!aborted).then(|| NewDelete {
+            key: claim.key.clone(),
+            upload_id: claim.upload_id.clone(),
+            reason: DeleteReason::Discarded,
+        });
+        match self.claims.delete_pending(id, cleanup).await? {
+            Some(_) => Ok(()),
+            // A complete won the race: the claim is uploaded now; discard that.
+            None => match self.claims.discard_uploaded(id).await? {
+                Some(_) => Ok(()),
+                None => Err(UploadError::NotFound),
+            },
+        }
+    }
+
+    /// Queues the delete of an object this request wrote but lost the race
+    /// for (its claim was swept or discarded meanwhile).
+    async fn orphaned(&self, claim: &Claim) {
+        let item = NewDelete {
+            key: claim.key.clone(),
+            upload_id: None,
+            reason: DeleteReason::Discarded,
+        };
+        if let Err(e) = self.queue.enqueue(&[item]).await {
+            tracing::error!(error = %e, key = %claim.key, "could not queue an orphaned object's delete");
+        }
+    }
+}
+
+fn is_expired(claim: &Claim) -> bool {
+    claim.expires_at.is_some_and(|t| t <= chrono::Utc::now())
+}
+
+/// Progress stamps give a pending claim this much more life.
+fn ttl(limits: &Limits) -> Duration {
+    limits.claim_ttl
+}

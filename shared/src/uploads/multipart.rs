@@ -1,0 +1,337 @@
+//! Chunked uploads: init, parts (through the API or straight to S3),
+//! status for resuming, and complete.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{
+    choose_part_size,
+    single::{check_filename, check_sha256_hex},
+    ttl, UploadError, Uploads,
+};
+use crate::{
+    db::claims::{NewClaim, Transition},
+    domain::{composite_sha256, object_key, part_layout, Claim, ClaimStatus, Part},
+    store::{ByteStream, CompletedPart, PresignedRequest, Sha256Tap, StoreError, MAX_PARTS},
+};
+
+/// `POST /v1/uploads/multipart`'s body.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct InitMultipart {
+    /// The client's filename.
+    pub filename: String,
+    /// The object's content type.
+    pub content_type: String,
+    /// The whole object's size in bytes.
+    pub size: u64,
+    /// Bytes per part (the last part: the remainder); chosen when absent.
+    pub part_size: Option<u64>,
+    /// `pub/` or `priv/` (default false).
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// A part as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PartReceipt {
+    /// 1-based.
+    pub part_number: u32,
+    /// Bytes.
+    pub size: u64,
+    /// Hex SHA-256; null for parts sent straight to S3.
+    pub sha256: Option<String>,
+}
+
+/// A claim and the parts received so far.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadStatus {
+    /// The claim.
+    pub claim: Claim,
+    /// Parts received, by number.
+    pub parts: Vec<PartReceipt>,
+}
+
+impl Uploads {
+    /// Starts a chunked upload: the claim is written first, then the store's
+    /// session is opened, then its id recorded; each step is undone if a
+    /// later one fails.
+    pub async fn init_multipart(
+        &self,
+        owner: &str,
+        req: InitMultipart,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Claim, bool), UploadError> {
+        self.limits.check_size(req.size)?;
+        let content_type = self.limits.content_types.check(&req.content_type)?;
+        check_filename(&req.filename)?;
+        let part_size = choose_part_size(req.size, req.part_size, self.limits.part_size)?;
+        let (part_count, _) = part_layout(req.size, part_size);
+        let id = Uuid::now_v7();
+        let new = NewClaim {
+            id,
+            key: object_key(
+                &self.limits.key_prefix,
+                req.public,
+                id,
+                &req.filename,
+                Utc::now(),
+            ),
+            owner: owner.to_owned(),
+            filename: req.filename,
+            content_type: content_type.clone(),
+            size: req.size as i64,
+            public: req.public,
+            parts: Some((part_size as i64, part_count as i32)),
+            ttl: ttl(&self.limits),
+        };
+        let (claim, existing) = self
+            .claims
+            .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)
+            .await?;
+        if existing {
+            return Ok((claim, true));
+        }
+        let upload_id = match self.store.create_multipart(&claim.key, &content_type).await {
+            Ok(upload_id) => upload_id,
+            Err(e) => {
+                let _ = self.claims.delete_pending(claim.id, None).await;
+                return Err(e.into());
+            }
+        };
+        match self.claims.set_upload_id(claim.id, &upload_id).await {
+            Ok(true) => {}
+            outcome => {
+                // The claim vanished or the database failed: the session must not outlive it.
+                let _ = self.store.abort_multipart(&claim.key, &upload_id).await;
+                let _ = self.claims.delete_pending(claim.id, None).await;
+                outcome?;
+                return Err(UploadError::NotFound);
+            }
+        }
+        Ok((
+            Claim {
+                upload_id: Some(upload_id),
+                ..claim
+            },
+            false,
+        ))
+    }
+
+    /// Stores part `n` (streamed, exactly its expected length, checked
+    /// against the client's SHA-256 when sent), replacing an earlier upload
+    /// of the same part.
+    pub async fn put_part(
+        &self,
+        owner: &str,
+        id: Uuid,
+        n: u32,
+        len: Option<u64>,
+        sha256: Option<&str>,
+        body: ByteStream,
+    ) -> Result<PartReceipt, UploadError> {
+        let claim = self.get_pending(owner, id).await?;
+        let len = len.ok_or(UploadError::LengthRequired)?;
+        let expected = expected_part_size(&claim, n)?;
+        if len != expected {
+            return Err(UploadError::Invalid(format!(
+                "part {n} must be {expected} bytes, Content-Length says {len}"
+            )));
+        }
+        if let Some(sha) = sha256 {
+            check_sha256_hex(sha)?;
+        }
+        let upload_id = claim
+            .upload_id
+            .as_deref()
+            .ok_or_else(|| UploadError::NotFound)?;
+        self.claims.touch(id, ttl(&self.limits)).await?;
+        let (body, digest) = Sha256Tap::new(body);
+        let etag = self
+            .store
+            .upload_part(&claim.key, upload_id, n, Box::pin(body), len)
+            .await
+            .map_err(|e| match e {
+                StoreError::NoSuchUpload => {
+                    UploadError::Conflict("the upload was completed or aborted".into())
+                }
+                other => other.into(),
+            })?;
+        let actual = hex::encode(digest.digest().expect("a stored part read its whole body"));
+        if sha256.is_some_and(|want| !want.eq_ignore_ascii_case(&actual)) {
+            // The part stays unrecorded: complete will name it missing until
+            // the client sends it again.
+            return Err(UploadError::ChecksumMismatch { actual });
+        }
+        let part = Part {
+            part_number: n as i32,
+            size: len as i64,
+            sha256: Some(actual),
+            etag,
+        };
+        if !self.parts.upsert(id, &part).await? {
+            return Err(UploadError::Conflict(
+                "the upload is no longer pending".into(),
+            ));
+        }
+        self.claims.touch(id, ttl(&self.limits)).await?;
+        Ok(receipt(&part))
+    }
+
+    /// A URL the client PUTs part `n` to, straight to the store (S3 only).
+    pub async fn presign_part(
+        &self,
+        owner: &str,
+        id: Uuid,
+        n: u32,
+    ) -> Result<PresignedRequest, UploadError> {
+        let claim = self.get_pending(owner, id).await?;
+        expected_part_size(&claim, n)?;
+        let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
+        let presigned = self
+            .store
+            .presign_upload_part(&claim.key, upload_id, n, self.limits.presign_ttl)
+            .await?;
+        if !self.claims.set_direct_parts(id).await?
+            || !self.claims.touch(id, ttl(&self.limits)).await?
+        {
+            return Err(UploadError::Conflict(
+                "the upload is no longer pending".into(),
+            ));
+        }
+        Ok(presigned)
+    }
+
+    /// The claim and the parts received so far (read back from the store too
+    /// when parts may have gone there directly).
+    pub async fn status(&self, owner: &str, id: Uuid) -> Result<UploadStatus, UploadError> {
+        let claim = self.get_owned(owner, id).await?;
+        let parts = if claim.status == ClaimStatus::Pending {
+            self.received_parts(&claim)
+                .await?
+                .values()
+                .map(|(p, _)| p.clone())
+                .collect()
+        } else {
+            self.parts.list(id).await?.iter().map(receipt).collect()
+        };
+        Ok(UploadStatus { claim, parts })
+    }
+
+    /// Assembles the parts into the object and marks the claim uploaded.
+    /// Idempotent: once uploaded, returns the same claim.
+    pub async fn complete(&self, owner: &str, id: Uuid) -> Result<Claim, UploadError> {
+        let claim = self.get_owned(owner, id).await?;
+        if claim.status == ClaimStatus::Uploaded {
+            return Ok(claim);
+        }
+        let claim = self.get_pending(owner, id).await?;
+        let upload_id = claim.upload_id.clone().ok_or(UploadError::NotFound)?;
+        let received = self.received_parts(&claim).await?;
+        let count = claim.part_count.unwrap_or(1) as u32;
+        let missing: Vec<u32> = (1..=count).filter(|n| !received.contains_key(n)).collect();
+        if !missing.is_empty() {
+            return Err(UploadError::MissingParts(missing));
+        }
+        for (n, (part, _)) in &received {
+            let expected = expected_part_size(&claim, *n)?;
+            if part.size != expected {
+                return Err(UploadError::Conflict(format!(
+                    "part {n} is {} bytes, expected {expected}",
+                    part.size
+                )));
+            }
+        }
+        let completed: Vec<CompletedPart> = received
+            .iter()
+            .map(|(n, (_, etag))| CompletedPart {
+                part_number: *n,
+                etag: etag.clone(),
+            })
+            .collect();
+        if let Err(e) = self
+            .store
+            .complete_multipart(&claim.key, &upload_id, &completed)
+            .await
+        {
+            // Another complete may have finished first.
+            return match (e, self.get_owned(owner, id).await) {
+                (_, Ok(c)) if c.status == ClaimStatus::Uploaded => Ok(c),
+                (StoreError::NoSuchUpload, _) => {
+                    Err(UploadError::Conflict("the upload was aborted".into()))
+                }
+                (e, _) => Err(e.into()),
+            };
+        }
+        let sha256 = composite_sha256(received.values().map(|(p, _)| p.sha256.as_deref()));
+        match self
+            .claims
+            .mark_uploaded(id, sha256.as_deref(), self.limits.unconsumed_ttl)
+            .await?
+        {
+            Transition::Done(c) | Transition::AlreadyDone(c) => Ok(c),
+            Transition::Expired(_) => Err(UploadError::Expired),
+            Transition::NotFound => {
+                // Aborted or swept while assembling: the object is ours to clean up.
+                self.orphaned(&claim).await;
+                Err(UploadError::NotFound)
+            }
+        }
+    }
+
+    /// Parts by number with their etags: those the API recorded, and, for a
+    /// claim with presigned parts, those the store holds (the store's copy
+    /// wins: a direct re-upload replaces a part sent through the API).
+    async fn received_parts(
+        &self,
+        claim: &Claim,
+    ) -> Result<BTreeMap<u32, (PartReceipt, String)>, UploadError> {
+        let mut parts: BTreeMap<u32, (PartReceipt, String)> = self
+            .parts
+            .list(claim.id)
+            .await?
+            .iter()
+            .map(|p| (p.part_number as u32, (receipt(p), p.etag.clone())))
+            .collect();
+        if let (true, Some(upload_id)) = (claim.direct_parts, &claim.upload_id) {
+            for stored in self.store.list_parts(&claim.key, upload_id).await? {
+                let recorded = parts
+                    .get(&stored.part_number)
+                    .filter(|(_, etag)| *etag == stored.etag);
+                let sha256 = recorded.and_then(|(p, _)| p.sha256.clone());
+                let part = PartReceipt {
+                    part_number: stored.part_number,
+                    size: stored.size,
+                    sha256,
+                };
+                parts.insert(stored.part_number, (part, stored.etag));
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// The size part `n` must have, or 400 for a part number out of range.
+fn expected_part_size(claim: &Claim, n: u32) -> Result<u64, UploadError> {
+    let (Some(part_size), Some(count)) = (claim.part_size, claim.part_count) else {
+        return Err(UploadError::Conflict("not a chunked upload".into()));
+    };
+    let count = count as u32;
+    if n == 0 || n > count || n > MAX_PARTS {
+        return Err(UploadError::Invalid(format!(
+            "part number must be between 1 and {count}"
+        )));
+    }
+    let (_, size_of) = part_layout(claim.size as u64, part_size as u64);
+    Ok(size_of(n))
+}
+
+fn receipt(p: &Part) -> PartReceipt {
+    PartReceipt {
+        part_number: p.part_number as u32,
+        size: p.size as u64,
+        sha256: p.sha256.clone(),
+    }
+}

@@ -1,0 +1,167 @@
+//! Single-shot uploads: the whole object in one request body.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{ttl, UploadError, Uploads};
+use crate::{
+    db::{claims::NewClaim, claims::Transition, deletes::NewDelete},
+    domain::{object_key, Claim, ClaimStatus, DeleteReason},
+    store::{ByteStream, Sha256Tap},
+};
+
+/// A single-shot upload's request, parsed.
+#[derive(Debug, Clone)]
+pub struct SingleUpload {
+    /// The client's filename.
+    pub filename: String,
+    /// The `Content-Type` header.
+    pub content_type: String,
+    /// The `Content-Length` header (`None`: 411).
+    pub len: Option<u64>,
+    /// `pub/` or `priv/`.
+    pub public: bool,
+    /// `X-Content-SHA256`, hex.
+    pub sha256: Option<String>,
+    /// `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+}
+
+impl Uploads {
+    /// Checks a single-shot request before its body is read: 411, 413, 415,
+    /// 400, in the contract's order.
+    pub fn check_single(&self, req: &SingleUpload) -> Result<(u64, String), UploadError> {
+        let len = req.len.ok_or(UploadError::LengthRequired)?;
+        self.limits.check_size(len)?;
+        let content_type = self.limits.content_types.check(&req.content_type)?;
+        check_filename(&req.filename)?;
+        if let Some(sha) = &req.sha256 {
+            check_sha256_hex(sha)?;
+        }
+        Ok((len, content_type))
+    }
+
+    /// Stores a single-shot upload: a pending claim first, then the body
+    /// streamed to the store with its SHA-256 computed on the way, then the
+    /// claim marked uploaded. Returns the claim and whether it is an earlier
+    /// upload found by its idempotency key (the body then goes unread).
+    pub async fn put_single(
+        &self,
+        owner: &str,
+        req: SingleUpload,
+        body: ByteStream,
+    ) -> Result<(Claim, bool), UploadError> {
+        let (len, content_type) = self.check_single(&req)?;
+        let id = Uuid::now_v7();
+        let new = NewClaim {
+            id,
+            key: object_key(
+                &self.limits.key_prefix,
+                req.public,
+                id,
+                &req.filename,
+                Utc::now(),
+            ),
+            owner: owner.to_owned(),
+            filename: req.filename.clone(),
+            content_type: content_type.clone(),
+            size: len as i64,
+            public: req.public,
+            parts: None,
+            ttl: ttl(&self.limits),
+        };
+        let (claim, existing) = self
+            .claims
+            .create_idempotent(
+                &new,
+                self.limits.max_pending_per_owner,
+                req.idempotency_key.as_deref(),
+            )
+            .await?;
+        if existing {
+            return match claim.status {
+                ClaimStatus::Uploaded => Ok((claim, true)),
+                ClaimStatus::Pending => Err(UploadError::Conflict(
+                    "an upload with this Idempotency-Key is still in progress".into(),
+                )),
+            };
+        }
+
+        let (body, digest) = Sha256Tap::new(body);
+        if let Err(e) = self
+            .store
+            .put(&claim.key, Box::pin(body), len, &content_type)
+            .await
+        {
+            // Nothing was stored (puts are all or nothing): drop the claim.
+            self.drop_failed(&claim, false).await;
+            return Err(e.into());
+        }
+        let actual = hex::encode(
+            digest
+                .digest()
+                .expect("a put that succeeded read its whole body"),
+        );
+        if req
+            .sha256
+            .as_deref()
+            .is_some_and(|want| !want.eq_ignore_ascii_case(&actual))
+        {
+            self.drop_failed(&claim, true).await;
+            return Err(UploadError::ChecksumMismatch { actual });
+        }
+        match self
+            .claims
+            .mark_uploaded(claim.id, Some(&actual), self.limits.unconsumed_ttl)
+            .await?
+        {
+            Transition::Done(c) | Transition::AlreadyDone(c) => Ok((c, false)),
+            Transition::Expired(_) => Err(UploadError::Expired),
+            Transition::NotFound => {
+                self.orphaned(&claim).await;
+                Err(UploadError::NotFound)
+            }
+        }
+    }
+
+    /// Undoes a failed single-shot upload: the object (when one was
+    /// written) and the claim go; if the store cannot delete the object now,
+    /// its delete is queued with the claim's removal, in one transaction.
+    async fn drop_failed(&self, claim: &Claim, object_written: bool) {
+        let mut cleanup = None;
+        if object_written {
+            if let Err(e) = self.store.delete(&claim.key).await {
+                tracing::warn!(error = %e, key = %claim.key, "delete failed; queued instead");
+                cleanup = Some(NewDelete {
+                    key: claim.key.clone(),
+                    upload_id: None,
+                    reason: DeleteReason::Discarded,
+                });
+            }
+        }
+        if let Err(e) = self.claims.delete_pending(claim.id, cleanup).await {
+            // The sweeper takes the claim (and queues the object) when it expires.
+            tracing::warn!(error = %e, claim = %claim.id, "could not drop a failed upload's claim");
+        }
+    }
+}
+
+/// 400 for an empty, overlong or control-character filename.
+pub(super) fn check_filename(name: &str) -> Result<(), UploadError> {
+    if name.trim().is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(UploadError::Invalid(
+            "filename must be 1 to 255 bytes without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 400 unless `sha` is 64 hex digits.
+pub(super) fn check_sha256_hex(sha: &str) -> Result<(), UploadError> {
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(UploadError::Invalid(
+            "X-Content-SHA256 must be 64 hex digits".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Helpers for the worker-fleet tests: job contexts with small, fast
+//! settings, and claims, queue rows and objects planted straight into the
+//! database and the store.
+
+use std::{sync::Arc, time::Duration};
+
+use claimcheck::{
+    jobs::{JobContext, JobSettings},
+    metrics::Metrics,
+    store::ObjectStore,
+};
+use uuid::Uuid;
+
+use crate::{db::TestDb, stores::bytes_body};
+
+/// Settings for single-step tests: no waiting anywhere (zero backoff, tiny
+/// TTLs), small batches, everything under `prefix`.
+pub fn fast_settings(prefix: &str) -> JobSettings {
+    JobSettings {
+        delete_batch: 100,
+        delete_lease: Duration::from_secs(60),
+        max_attempts: 3,
+        concurrency: 4,
+        backoff_base: Duration::ZERO,
+        backoff_max: Duration::ZERO,
+        poll_interval: Duration::from_millis(200),
+        sweep_interval: Duration::from_millis(200),
+        sweep_batch: 500,
+        claim_ttl: Duration::from_secs(60),
+        unconsumed_ttl: Some(Duration::from_secs(3600)),
+        orphan_grace: Duration::ZERO,
+        reap_interval: Duration::from_secs(60),
+        key_prefix: prefix.to_owned(),
+        shutdown_timeout: Duration::from_secs(5),
+        gauge_interval: Duration::from_secs(1),
+    }
+}
+
+/// A job context on `db` and `store` with fresh metrics.
+pub fn context(db: &TestDb, store: Arc<dyn ObjectStore>, settings: JobSettings) -> JobContext {
+    JobContext::new(db.pool.clone(), store, Metrics::new(), settings)
+}
+
+/// A claim planted by SQL.
+#[derive(Debug, Clone)]
+pub struct Planted {
+    /// The claim id.
+    pub id: Uuid,
+    /// The object key.
+    pub key: String,
+}
+
+/// Plants a claim for `key` in `status` (`pending` or `uploaded`) of `size`
+/// bytes, expiring `expires_in_ms` from the database's now (negative: already
+/// expired), with a multipart session id if given.
+pub async fn plant_claim(
+    db: &TestDb,
+    key: &str,
+    status: &str,
+    size: i64,
+    upload_id: Option<&str>,
+    expires_in_ms: f64,
+) -> Planted {
+    let id = Uuid::now_v7();
+    let (part_size, part_count) = match upload_id {
+        Some(_) => (Some(size.max(1)), Some(1i32)),
+        None => (None, None),
+    };
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO claimcheck.upload_claims
+               (id, object_key, upload_id, owner, filename, content_type, size, status,
+                part_size, part_count, expires_at, uploaded_at)
+             VALUES ($1, $2, $3, 'owner-1', 'f.bin', 'application/octet-stream', $4, $5,
+                     $6, $7, now() + make_interval(secs => $8 / 1000.0),
+                     CASE WHEN $5 = 'uploaded' THEN now() END)",
+            &[
+                &id,
+                &key,
+                &upload_id,
+                &size,
+                &status,
+                &part_size,
+                &part_count,
+                &expires_in_ms,
+            ],
+        )
+        .await
+        .expect("plant a claim");
+    Planted {
+        id,
+        key: key.to_owned(),
+    }
+}
+
+/// Puts a small object of `len` bytes at `key`.
+pub async fn put_object(store: &dyn ObjectStore, key: &str, len: usize) {
+    store
+        .put(
+            key,
+            bytes_body(vec![b'x'; len]),
+            len as u64,
+            "application/octet-stream",
+        )
+        .await
+        .expect("put a test object");
+}
+
+/// Whether `key` exists in `store`.
+pub async fn exists(store: &dyn ObjectStore, key: &str) -> bool {
+    match store.head(key).await {
+        Ok(_) => true,
+        Err(claimcheck::store::StoreError::NotFound) => false,
+        Err(e) => panic!("head {key}: {e}"),
+    }
+}
+
+/// Upload ids of the multipart sessions under `prefix`.
+pub async fn sessions(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    store
+        .list_multipart_uploads(prefix, later)
+        .await
+        .expect("list multipart uploads")
+        .into_iter()
+        .map(|s| s.upload_id)
+        .collect()
+}
+
+/// One `SELECT count(*) ...` (or any single bigint) answer.
+pub async fn count(db: &TestDb, sql: &str) -> i64 {
+    db.client()
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}

@@ -1,0 +1,172 @@
+//! Real `claimcheck-worker` processes: spawn with an environment, signal,
+//! kill, wait, and read their (JSON) log lines.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::binary;
+
+/// A running worker whose standard output (the JSON log) goes to a file.
+pub struct WorkerProcess {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl WorkerProcess {
+    /// Starts `claimcheck-worker run` with `env` on top of a clean
+    /// environment (PATH only): nothing from the test's own leaks in.
+    pub fn spawn(env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for the worker log");
+        let log = dir.path().join("worker.log");
+        let out = std::fs::File::create(&log).expect("worker log file");
+        let child = worker_command(env)
+            .arg("run")
+            .stdout(out)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start claimcheck-worker");
+        Self {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log lines written so far (JSON, one event a line).
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The log lines whose message is `message`.
+    pub fn events(&self, message: &str) -> Vec<String> {
+        let needle = format!("\"message\":\"{message}\"");
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l.contains(&needle))
+            .collect()
+    }
+
+    /// Waits until a log line has this `message` (panics after `timeout`).
+    pub fn wait_for_log(&self, message: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.events(message).is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "no `{message}` log line within {timeout:?}; log:\n{}",
+            self.log_lines().join("\n")
+        );
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Waits for the process to exit (panics after `timeout`).
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the worker") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {} still running after {timeout:?}",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // A failed test must not leave workers behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `claimcheck-worker` with `env` on top of a clean environment.
+pub fn worker_command(env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(binary("claimcheck-worker"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CLAIMCHECK_LOG_FORMAT", "json")
+        .env("CLAIMCHECK_METRICS_LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs `claimcheck-worker ARGS` to completion.
+pub fn run_worker_command(env: &[(&str, String)], args: &[&str]) -> Output {
+    worker_command(env)
+        .args(args)
+        .output()
+        .expect("run claimcheck-worker")
+}
+
+/// The integer field `name` of a JSON log line (`"name":123`).
+pub fn log_field(line: &str, name: &str) -> Option<i64> {
+    let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let digits: String = line[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+/// The lines of standard output that are not JSON log lines (command output).
+pub fn plain_stdout(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('{'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A local port nothing listens on (bound, then closed): connections to it
+/// are refused, like an S3 server that is down.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A local server that accepts connections and never answers: a store call
+/// to it hangs (holding its lease) until the process is killed.
+pub fn black_hole() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    port
+}

@@ -1,0 +1,408 @@
+//! The delete worker: single steps against Garage, and real worker processes
+//! (a 4-process drain, kill -9 of a lease holder, SIGTERM with rows in hand).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use claimcheck::{
+    db::deletes::NewDelete,
+    domain::DeleteReason,
+    jobs::delete_worker,
+    store::{s3::S3Store, ObjectStore},
+};
+use claimcheck_tests::{
+    db::TestDb,
+    jobs::{context, count, exists, fast_settings, put_object, sessions},
+    procs::{black_hole, closed_port, log_field, plain_stdout, run_worker_command, WorkerProcess},
+    stores::{bytes_body, s3_settings, s3_store, test_prefix},
+};
+
+fn delete(key: &str, upload_id: Option<&str>) -> NewDelete {
+    NewDelete {
+        key: key.to_owned(),
+        upload_id: upload_id.map(str::to_owned),
+        reason: DeleteReason::Deleted,
+    }
+}
+
+/// The worker's environment for the test S3 store, with `endpoint` instead
+/// of Garage's when given.
+fn s3_env(db: &TestDb, prefix: &str, endpoint: Option<String>) -> Vec<(&'static str, String)> {
+    let s3 = s3_settings();
+    vec![
+        ("DATABASE_URL", db.url.clone()),
+        ("CLAIMCHECK_STORE", "s3".into()),
+        ("CLAIMCHECK_S3_ENDPOINT", endpoint.unwrap_or(s3.endpoint.unwrap())),
+        ("CLAIMCHECK_S3_BUCKET", s3.bucket),
+        ("CLAIMCHECK_S3_REGION", s3.region),
+        ("CLAIMCHECK_S3_FORCE_PATH_STYLE", "true".into()),
+        ("AWS_ACCESS_KEY_ID", s3.access_key_id.unwrap()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.unwrap()),
+        ("CLAIMCHECK_KEY_PREFIX", prefix.to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn one_step_aborts_sessions_and_deletes_objects_on_s3() {
+    let db = TestDb::new().await;
+    let prefix = test_prefix();
+    let store: Arc<dyn ObjectStore> = Arc::new(s3_store().await);
+    let ctx = context(&db, store.clone(), fast_settings(&prefix));
+    let (a, b, gone) = (
+        format!("{prefix}a"),
+        format!("{prefix}b"),
+        format!("{prefix}never-existed"),
+    );
+    put_object(&*store, &a, 10).await;
+    put_object(&*store, &b, 10).await;
+    let session_key = format!("{prefix}mp");
+    let upload_id = store
+        .create_multipart(&session_key, "application/octet-stream")
+        .await
+        .unwrap();
+    store
+        .upload_part(&session_key, &upload_id, 1, bytes_body(vec![1u8; 100]), 100)
+        .await
+        .unwrap();
+    ctx.queue
+        .enqueue(&[
+            delete(&a, None),
+            delete(&b, None),
+            delete(&gone, None),
+            delete(&session_key, Some(&upload_id)),
+        ])
+        .await
+        .unwrap();
+
+    let outcome = delete_worker::run_once(&ctx).await.unwrap();
+    assert_eq!((outcome.leased, outcome.done), (4, 4), "{outcome:?}");
+    assert!(!exists(&*store, &a).await && !exists(&*store, &b).await);
+    assert!(sessions(&*store, &prefix).await.is_empty(), "session aborted");
+    assert_eq!(ctx.queue.stats().await.unwrap(), Default::default());
+    let metrics = ctx.metrics.render();
+    assert!(
+        metrics.contains("claimcheck_deletes_total{outcome=\"done\",reason=\"deleted\"} 4"),
+        "{metrics}"
+    );
+    assert_eq!(delete_worker::run_once(&ctx).await.unwrap().leased, 0);
+}
+
+#[tokio::test]
+async fn s3_down_defers_with_growing_delays_then_drains_when_back() {
+    let db = TestDb::new().await;
+    let prefix = test_prefix();
+    let real: Arc<dyn ObjectStore> = Arc::new(s3_store().await);
+    let mut down_settings = s3_settings();
+    down_settings.endpoint = Some(format!("http://127.0.0.1:{}", closed_port()));
+    let down: Arc<dyn ObjectStore> = Arc::new(S3Store::new(down_settings).await.unwrap());
+    let mut settings = fast_settings(&prefix);
+    settings.max_attempts = 5;
+    settings.backoff_base = Duration::from_secs(10);
+    settings.backoff_max = Duration::from_secs(3600);
+    let keys: Vec<String> = (0..5).map(|i| format!("{prefix}k{i}")).collect();
+    for key in &keys {
+        put_object(&*real, key, 5).await;
+    }
+    let items: Vec<_> = keys.iter().map(|k| delete(k, None)).collect();
+    let broken = context(&db, down, settings.clone());
+    broken.queue.enqueue(&items).await.unwrap();
+
+    let mut previous_max = 0.0;
+    for attempt in 1..=4 {
+        let outcome = delete_worker::run_once(&broken).await.unwrap();
+        assert_eq!((outcome.deferred, outcome.dead), (5, 0), "{outcome:?}");
+        let row = db
+            .client()
+            .await
+            .query_one(
+                "SELECT min(extract(epoch FROM next_attempt_at - now()))::float8,
+                        max(extract(epoch FROM next_attempt_at - now()))::float8,
+                        min(attempts), max(attempts), count(*) FILTER (WHERE dead_at IS NOT NULL),
+                        bool_and(last_error LIKE '%unavailable%')
+                   FROM claimcheck.pending_deletes",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (min_delay, max_delay): (f64, f64) = (row.get(0), row.get(1));
+        let full = 10.0 * f64::from(1u32 << (attempt - 1));
+        assert!(
+            min_delay >= full / 2.0 - 1.0 && max_delay <= full + 1.0,
+            "attempt {attempt}: delays {min_delay}..{max_delay}, expected {}..{full}",
+            full / 2.0
+        );
+        assert!(min_delay >= previous_max - 1.0, "delays grow");
+        previous_max = max_delay;
+        assert_eq!((row.get::<_, i32>(2), row.get::<_, i32>(3)), (attempt, attempt));
+        assert_eq!(row.get::<_, i64>(4), 0, "none dead before max attempts");
+        assert!(row.get::<_, bool>(5), "the store error is kept");
+        // Time travel instead of sleeping: the rows are due again.
+        db.client()
+            .await
+            .execute("UPDATE claimcheck.pending_deletes SET next_attempt_at = now()", &[])
+            .await
+            .unwrap();
+    }
+
+    let healed = context(&db, real.clone(), settings);
+    let outcome = delete_worker::drain(&healed).await.unwrap();
+    assert_eq!(outcome.done, 5, "{outcome:?}");
+    for key in &keys {
+        assert!(!exists(&*real, key).await, "{key} deleted once S3 is back");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM claimcheck.pending_deletes").await, 0);
+}
+
+#[tokio::test]
+async fn a_permanently_failing_key_is_parked_dead_and_retry_brings_it_back() {
+    let db = TestDb::new().await;
+    let prefix = test_prefix();
+    let store: Arc<dyn ObjectStore> = Arc::new(s3_store().await);
+    let ctx = context(&db, store, fast_settings(&prefix));
+    // A key no store accepts fails the same way on every attempt.
+    let bad = format!("{prefix}../escape");
+    ctx.queue.enqueue(&[delete(&bad, None)]).await.unwrap();
+    for attempt in 1..=3 {
+        let outcome = delete_worker::run_once(&ctx).await.unwrap();
+        let expected = if attempt < 3 { (1, 0) } else { (0, 1) };
+        assert_eq!((outcome.deferred, outcome.dead), expected, "attempt {attempt}");
+    }
+    assert_eq!(delete_worker::run_once(&ctx).await.unwrap().leased, 0);
+    let dead = ctx.queue.list_dead(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0.attempts, 3);
+    let error = dead[0].0.last_error.clone().unwrap();
+    assert!(error.contains("invalid object key"), "{error}");
+
+    let env = [("DATABASE_URL", db.url.clone())];
+    let listed = run_worker_command(&env, &["queue", "dead"]);
+    assert!(listed.status.success());
+    let lines = plain_stdout(&listed);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains(&bad) && lines[0].contains("invalid object key"));
+    let stats = plain_stdout(&run_worker_command(&env, &["queue", "stats"]));
+    assert!(stats.contains(&"dead 1".to_owned()), "{stats:?}");
+
+    let retried = run_worker_command(&env, &["queue", "dead", "--retry"]);
+    assert!(retried.status.success());
+    assert!(plain_stdout(&retried).contains(&"retried 1".to_owned()));
+    let stats = ctx.queue.stats().await.unwrap();
+    assert_eq!((stats.dead, stats.due), (0, 1));
+    let again = ctx.queue.lease(10, Duration::from_secs(60), 3).await.unwrap();
+    assert_eq!(again.rows[0].attempts, 1, "a retried row starts afresh");
+}
+
+/// Records, for every queue row removed, how many times it had been leased:
+/// a row processed by two workers would have been leased twice.
+async fn record_removals(db: &TestDb) {
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE public.removed (id bigint, attempts int);
+             CREATE FUNCTION public.record_removal() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.removed VALUES (OLD.id, OLD.attempts); RETURN NULL; END $$;
+             CREATE TRIGGER record_removal AFTER DELETE ON claimcheck.pending_deletes
+                 FOR EACH ROW EXECUTE FUNCTION public.record_removal();",
+        )
+        .await
+        .unwrap();
+}
+
+async fn wait_until_empty(db: &TestDb, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while count(db, "SELECT count(*) FROM claimcheck.pending_deletes").await > 0 {
+        assert!(Instant::now() < deadline, "queue not drained within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_processes_drain_20000_rows_each_exactly_once() {
+    const ROWS: usize = 20_000;
+    let db = TestDb::new().await;
+    record_removals(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    for dir in 0..100 {
+        std::fs::create_dir_all(root.path().join(format!("d{dir}"))).unwrap();
+    }
+    for i in 0..ROWS {
+        std::fs::write(root.path().join(format!("d{}/o{i}", i % 100)), b"x").unwrap();
+    }
+    let env = vec![
+        ("DATABASE_URL", db.url.clone()),
+        ("CLAIMCHECK_STORE", "fs".to_owned()),
+        ("CLAIMCHECK_FS_ROOT", root.path().display().to_string()),
+        ("CLAIMCHECK_DELETE_BATCH", "100".to_owned()),
+        ("CLAIMCHECK_DB_POOL_SIZE", "4".to_owned()),
+        // Far longer than the test: only LISTEN/NOTIFY can wake the workers.
+        ("CLAIMCHECK_POLL_INTERVAL", "10m".to_owned()),
+    ];
+    let mut workers: Vec<_> = (0..4).map(|_| WorkerProcess::spawn(&env)).collect();
+    for w in &workers {
+        w.wait_for_log("worker started", Duration::from_secs(20));
+    }
+    let started = Instant::now();
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO claimcheck.pending_deletes (object_key, reason)
+             SELECT 'd' || (i % 100) || '/o' || i, 'deleted' FROM generate_series(0, $1::bigint - 1) AS i",
+            &[&(ROWS as i64)],
+        )
+        .await
+        .unwrap();
+    wait_until_empty(&db, Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    eprintln!(
+        "4 worker processes drained {ROWS} rows in {took:.1?} ({:.0} rows/s)",
+        ROWS as f64 / took.as_secs_f64()
+    );
+    for w in &workers {
+        w.signal("TERM");
+    }
+    let mut done_by_process = Vec::new();
+    for w in &mut workers {
+        assert!(w.wait(Duration::from_secs(20)).success(), "SIGTERM exits 0");
+        let done: i64 = w
+            .events("delete batch")
+            .iter()
+            .filter_map(|l| log_field(l, "done"))
+            .sum();
+        done_by_process.push(done);
+    }
+    assert_eq!(done_by_process.iter().sum::<i64>(), ROWS as i64, "{done_by_process:?}");
+    assert!(
+        done_by_process.iter().filter(|d| **d > 0).count() >= 2,
+        "the work is shared: {done_by_process:?}"
+    );
+    let removed = count(&db, "SELECT count(DISTINCT id) FROM public.removed").await;
+    let leased_twice = count(&db, "SELECT count(*) FROM public.removed WHERE attempts <> 1").await;
+    assert_eq!((removed, leased_twice), (ROWS as i64, 0), "each row leased and done once");
+    let left = walk_files(root.path());
+    assert!(left.is_empty(), "every object deleted; left: {:?}", &left[..left.len().min(5)]);
+}
+
+/// Files left under `dir`, ignoring the fs store's own `.tmp` and `.staging`.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
+    let db = TestDb::new().await;
+    record_removals(&db).await;
+    let prefix = test_prefix();
+    let store = s3_store().await;
+    let keys: Vec<String> = (0..30).map(|i| format!("{prefix}k{i}")).collect();
+    for key in &keys {
+        put_object(&store, key, 3).await;
+    }
+    let lease = [
+        ("CLAIMCHECK_DELETE_LEASE", "3s".to_owned()),
+        ("CLAIMCHECK_POLL_INTERVAL", "500ms".to_owned()),
+    ];
+    // The first worker's store never answers: it holds its lease until killed.
+    let mut env = s3_env(&db, &prefix, Some(format!("http://127.0.0.1:{}", black_hole())));
+    env.extend(lease.clone());
+    let mut stuck = WorkerProcess::spawn(&env);
+    stuck.wait_for_log("worker started", Duration::from_secs(20));
+    let items: Vec<_> = keys.iter().map(|k| delete(k, None)).collect();
+    claimcheck::db::DeleteQueue::new(db.pool.clone())
+        .enqueue(&items)
+        .await
+        .unwrap();
+    let queue = claimcheck::db::DeleteQueue::new(db.pool.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue.stats().await.unwrap().leased < 30 {
+        assert!(Instant::now() < deadline, "the first worker leases the rows");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stuck.signal("KILL");
+    stuck.wait(Duration::from_secs(5));
+    let killed_at = Instant::now();
+
+    let mut env = s3_env(&db, &prefix, None);
+    env.extend(lease);
+    let mut rescuer = WorkerProcess::spawn(&env);
+    wait_until_empty(&db, Duration::from_secs(30)).await;
+    assert!(
+        killed_at.elapsed() >= Duration::from_secs(2),
+        "rows come back only when the lease runs out"
+    );
+    for key in &keys {
+        assert!(!exists(&store, key).await, "{key} deleted by the second worker");
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM public.removed WHERE attempts = 2").await,
+        30,
+        "each row was leased by the dead worker, then done by the rescuer"
+    );
+    rescuer.signal("TERM");
+    assert!(rescuer.wait(Duration::from_secs(20)).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_hands_back_rows_in_hand_within_the_shutdown_timeout() {
+    let db = TestDb::new().await;
+    let prefix = test_prefix();
+    let mut env = s3_env(&db, &prefix, Some(format!("http://127.0.0.1:{}", black_hole())));
+    env.push(("CLAIMCHECK_SHUTDOWN_TIMEOUT", "1s".to_owned()));
+    let port = closed_port();
+    env.push(("CLAIMCHECK_METRICS_LISTEN", format!("127.0.0.1:{port}")));
+    let mut worker = WorkerProcess::spawn(&env);
+    worker.wait_for_log("worker started", Duration::from_secs(20));
+    let queue = claimcheck::db::DeleteQueue::new(db.pool.clone());
+    let items: Vec<_> = (0..10).map(|i| delete(&format!("{prefix}k{i}"), None)).collect();
+    queue.enqueue(&items).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue.stats().await.unwrap().leased < 10 {
+        assert!(Instant::now() < deadline, "the worker leases the rows");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = http_get(port, "/metrics");
+    for name in [
+        "claimcheck_delete_queue_rows{state=\"leased\"}",
+        "claimcheck_deletes_total{outcome=\"done\",reason=\"unconsumed\"} 0",
+        "claimcheck_sweeps_total{outcome=\"expired\"}",
+        "claimcheck_db_pool_connections{state=\"idle\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from\n{metrics}");
+    }
+    assert!(http_get(port, "/readyz").contains("\"database\":\"ok\""));
+
+    let signalled = Instant::now();
+    worker.signal("TERM");
+    assert!(worker.wait(Duration::from_secs(10)).success(), "exits 0");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "bounded by the timeout");
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.leased, stats.due), (0, 10), "rows handed back at once");
+    assert_eq!(
+        count(&db, "SELECT max(attempts)::bigint FROM claimcheck.pending_deletes").await,
+        0,
+        "a handed-back lease does not count as an attempt"
+    );
+}
+
+/// A plain HTTP/1.0 GET on localhost; the response, headers and body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
