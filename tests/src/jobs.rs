@@ -73,7 +73,7 @@ pub async fn plant_claim(
                (id, object_key, upload_id, owner, filename, content_type, size, status,
                 part_size, part_count, expires_at, uploaded_at)
              VALUES ($1, $2, $3, 'owner-1', 'f.bin', 'application/octet-stream', $4, $5,
-                     $6, $7, now() + make_interval(secs => $8 / 1000.0),
+                     $6, $7, now() + make_interval(secs => $8::float8 / 1000),
                      CASE WHEN $5 = 'uploaded' THEN now() END)",
             &[
                 &id,

@@ -35,3 +35,4 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+pub mod app;

@@ -26,7 +26,10 @@ async fn the_reaper_aborts_unknown_sessions_and_leaves_known_and_young_ones() {
     let ctx = context(&db, store.clone(), settings.clone());
     let ct = "application/octet-stream";
     // Behind the service's back: no claim, no queue row.
-    let orphan = store.create_multipart(&format!("{prefix}orphan"), ct).await.unwrap();
+    let orphan = store
+        .create_multipart(&format!("{prefix}orphan"), ct)
+        .await
+        .unwrap();
     let live_key = format!("{prefix}live");
     let live = store.create_multipart(&live_key, ct).await.unwrap();
     plant_claim(&db, &live_key, "pending", 10, Some(&live), 60_000.0).await;
@@ -55,7 +58,10 @@ async fn the_reaper_aborts_unknown_sessions_and_leaves_known_and_young_ones() {
     left.sort();
     let mut expected = vec![live, queued];
     expected.sort();
-    assert_eq!(left, expected, "the orphan {orphan} is gone, the others stay");
+    assert_eq!(
+        left, expected,
+        "the orphan {orphan} is gone, the others stay"
+    );
     assert!(ctx
         .metrics
         .render()
@@ -101,24 +107,38 @@ async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
         .unwrap();
     put_object(&*store, &k("live"), 3).await;
     insert_registry_row(&db, &k("live")).await;
-    let upload = store.create_multipart(&k("pending"), "text/plain").await.unwrap();
+    let upload = store
+        .create_multipart(&k("pending"), "text/plain")
+        .await
+        .unwrap();
     plant_claim(&db, &k("pending"), "pending", 3, Some(&upload), 60_000.0).await;
     let clean = audit::audit(&ctx).await.unwrap();
     assert!(clean.is_clean(), "{clean}");
     let ok = run_worker_command(&env(&db, &prefix), &["audit"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
 
     // Planted: one of each kind.
     put_object(&*store, &k("leaked"), 3).await;
     insert_registry_row(&db, &k("lost")).await;
     plant_claim(&db, &k("vanished"), "uploaded", 3, None, 60_000.0).await;
-    let orphan = store.create_multipart(&k("orphan"), "text/plain").await.unwrap();
+    let orphan = store
+        .create_multipart(&k("orphan"), "text/plain")
+        .await
+        .unwrap();
 
     let report = audit::audit(&ctx).await.unwrap();
     assert_eq!(report.unaccounted_objects, vec![k("leaked")]);
     assert_eq!(report.registry_without_object, vec![k("lost")]);
     assert_eq!(report.claims_without_object, vec![k("vanished")]);
-    let orphans: Vec<_> = report.orphan_sessions.iter().map(|s| &s.upload_id).collect();
+    let orphans: Vec<_> = report
+        .orphan_sessions
+        .iter()
+        .map(|s| &s.upload_id)
+        .collect();
     assert_eq!(orphans, vec![&orphan]);
     assert_eq!((report.objects_scanned, report.sessions_scanned), (4, 2));
 
@@ -131,7 +151,10 @@ async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
         format!("uploaded claim without object: {}", k("vanished")),
         format!("multipart session without claim: {}", k("orphan")),
     ] {
-        assert!(printed.contains(&expected), "`{expected}` missing from:\n{printed}");
+        assert!(
+            printed.contains(&expected),
+            "`{expected}` missing from:\n{printed}"
+        );
     }
 
     // Repaired, the audit is clean again.

@@ -1,7 +1,11 @@
 //! One test binary for the whole suite: each file under `tests/` would be its
 //! own binary linking aws-sdk-s3 again, which costs minutes on 2 cores.
 
+mod api_uploads;
+mod audit;
 mod claims;
 mod migrations;
 mod object_store;
 mod queue;
+mod sweeper;
+mod worker;

@@ -21,7 +21,10 @@ async fn s3() -> Arc<dyn ObjectStore> {
 /// Opens a session on `key` with one 100-byte part; returns the upload id
 /// and the part's ETag.
 async fn session_with_a_part(store: &dyn ObjectStore, key: &str) -> (String, String) {
-    let upload_id = store.create_multipart(key, "application/octet-stream").await.unwrap();
+    let upload_id = store
+        .create_multipart(key, "application/octet-stream")
+        .await
+        .unwrap();
     let etag = store
         .upload_part(key, &upload_id, 1, bytes_body(vec![7u8; 100]), 100)
         .await
@@ -54,11 +57,17 @@ async fn an_expired_multipart_claim_ends_with_no_session_no_parts_no_claim() {
     assert_eq!((outcome.expired, outcome.recovered), (1, 0), "{outcome:?}");
     assert!(ctx.claims.get(claim.id).await.unwrap().is_none());
     assert!(ctx.claims.get(fresh.id).await.unwrap().is_some());
-    assert_eq!(count(&db, "SELECT count(*) FROM claimcheck.upload_parts").await, 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM claimcheck.upload_parts").await,
+        0
+    );
     let row = db
         .client()
         .await
-        .query_one("SELECT object_key, upload_id, reason FROM claimcheck.pending_deletes", &[])
+        .query_one(
+            "SELECT object_key, upload_id, reason FROM claimcheck.pending_deletes",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), key);
@@ -66,10 +75,16 @@ async fn an_expired_multipart_claim_ends_with_no_session_no_parts_no_claim() {
     assert_eq!(row.get::<_, String>(2), "claim_expired");
 
     assert_eq!(delete_worker::drain(&ctx).await.unwrap().done, 1);
-    assert!(sessions(&*store, &prefix).await.is_empty(), "session aborted");
+    assert!(
+        sessions(&*store, &prefix).await.is_empty(),
+        "session aborted"
+    );
     let report = audit::audit(&ctx).await.unwrap();
     assert!(report.is_clean(), "{report}");
-    assert!(ctx.metrics.render().contains("claimcheck_sweeps_total{outcome=\"expired\"} 1"));
+    assert!(ctx
+        .metrics
+        .render()
+        .contains("claimcheck_sweeps_total{outcome=\"expired\"} 1"));
 }
 
 #[tokio::test]
@@ -97,12 +112,22 @@ async fn two_sweepers_at_once_sweep_each_claim_once() {
     let (ra, rb) = tokio::join!(sweeper::sweep_once(&a), sweeper::sweep_once(&b));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.expired + rb.expired, 600, "{ra:?} {rb:?}");
-    assert_eq!(count(&db, "SELECT count(*) FROM claimcheck.upload_claims").await, 0);
     assert_eq!(
-        count(&db, "SELECT count(DISTINCT object_key) FROM claimcheck.pending_deletes").await,
+        count(&db, "SELECT count(*) FROM claimcheck.upload_claims").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT object_key) FROM claimcheck.pending_deletes"
+        )
+        .await,
         600
     );
-    assert_eq!(count(&db, "SELECT count(*) FROM claimcheck.pending_deletes").await, 600);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM claimcheck.pending_deletes").await,
+        600
+    );
 }
 
 #[tokio::test]
@@ -125,7 +150,10 @@ async fn a_sweep_works_through_the_whole_backlog() {
         .await
         .unwrap();
     let outcome = sweeper::sweep_once(&ctx).await.unwrap();
-    assert_eq!(outcome.unconsumed, 250, "one sweep, three batches: {outcome:?}");
+    assert_eq!(
+        outcome.unconsumed, 250,
+        "one sweep, three batches: {outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +170,14 @@ async fn a_completed_but_unmarked_claim_is_recovered_not_swept() {
     let mp = format!("{prefix}mp.bin");
     let (upload_id, etag) = session_with_a_part(&*store, &mp).await;
     store
-        .complete_multipart(&mp, &upload_id, &[CompletedPart { part_number: 1, etag }])
+        .complete_multipart(
+            &mp,
+            &upload_id,
+            &[CompletedPart {
+                part_number: 1,
+                etag,
+            }],
+        )
         .await
         .unwrap();
     let recovered_mp = plant_claim(&db, &mp, "pending", 100, Some(&upload_id), -1000.0).await;
@@ -156,7 +191,10 @@ async fn a_completed_but_unmarked_claim_is_recovered_not_swept() {
     for id in [recovered.id, recovered_mp.id] {
         let claim = ctx.claims.get(id).await.unwrap().expect("claim kept");
         assert_eq!(claim.status, ClaimStatus::Uploaded);
-        assert!(claim.expires_at.unwrap() > chrono::Utc::now(), "unconsumed TTL");
+        assert!(
+            claim.expires_at.unwrap() > chrono::Utc::now(),
+            "unconsumed TTL"
+        );
     }
     assert!(ctx.claims.get(swept.id).await.unwrap().is_none());
     delete_worker::drain(&ctx).await.unwrap();
@@ -217,10 +255,19 @@ async fn a_sweeper_racing_complete_leaves_one_winner_and_no_orphan() {
             let mut marked = HashSet::new();
             for (claim, upload_id, etag) in uploads {
                 tokio::time::sleep(Duration::from_millis(40)).await;
-                let part = CompletedPart { part_number: 1, etag };
-                ctx.store.complete_multipart(&claim.key, &upload_id, &[part]).await.unwrap();
-                if let Transition::Done(_) =
-                    ctx.claims.mark_uploaded(claim.id, None, None).await.unwrap()
+                let part = CompletedPart {
+                    part_number: 1,
+                    etag,
+                };
+                ctx.store
+                    .complete_multipart(&claim.key, &upload_id, &[part])
+                    .await
+                    .unwrap();
+                if let Transition::Done(_) = ctx
+                    .claims
+                    .mark_uploaded(claim.id, None, None)
+                    .await
+                    .unwrap()
                 {
                     marked.insert(claim.id);
                 }
@@ -258,7 +305,10 @@ async fn a_sweeper_racing_complete_leaves_one_winner_and_no_orphan() {
             }
         }
     }
-    assert!(sessions(&*store, &prefix).await.is_empty(), "no session left");
+    assert!(
+        sessions(&*store, &prefix).await.is_empty(),
+        "no session left"
+    );
     let report = audit::audit(&ctx).await.unwrap();
     assert!(report.is_clean(), "{report}");
 }

@@ -34,7 +34,10 @@ fn s3_env(db: &TestDb, prefix: &str, endpoint: Option<String>) -> Vec<(&'static 
     vec![
         ("DATABASE_URL", db.url.clone()),
         ("CLAIMCHECK_STORE", "s3".into()),
-        ("CLAIMCHECK_S3_ENDPOINT", endpoint.unwrap_or(s3.endpoint.unwrap())),
+        (
+            "CLAIMCHECK_S3_ENDPOINT",
+            endpoint.unwrap_or(s3.endpoint.unwrap()),
+        ),
         ("CLAIMCHECK_S3_BUCKET", s3.bucket),
         ("CLAIMCHECK_S3_REGION", s3.region),
         ("CLAIMCHECK_S3_FORCE_PATH_STYLE", "true".into()),
@@ -79,7 +82,10 @@ async fn one_step_aborts_sessions_and_deletes_objects_on_s3() {
     let outcome = delete_worker::run_once(&ctx).await.unwrap();
     assert_eq!((outcome.leased, outcome.done), (4, 4), "{outcome:?}");
     assert!(!exists(&*store, &a).await && !exists(&*store, &b).await);
-    assert!(sessions(&*store, &prefix).await.is_empty(), "session aborted");
+    assert!(
+        sessions(&*store, &prefix).await.is_empty(),
+        "session aborted"
+    );
     assert_eq!(ctx.queue.stats().await.unwrap(), Default::default());
     let metrics = ctx.metrics.render();
     assert!(
@@ -135,13 +141,19 @@ async fn s3_down_defers_with_growing_delays_then_drains_when_back() {
         );
         assert!(min_delay >= previous_max - 1.0, "delays grow");
         previous_max = max_delay;
-        assert_eq!((row.get::<_, i32>(2), row.get::<_, i32>(3)), (attempt, attempt));
+        assert_eq!(
+            (row.get::<_, i32>(2), row.get::<_, i32>(3)),
+            (attempt, attempt)
+        );
         assert_eq!(row.get::<_, i64>(4), 0, "none dead before max attempts");
         assert!(row.get::<_, bool>(5), "the store error is kept");
         // Time travel instead of sleeping: the rows are due again.
         db.client()
             .await
-            .execute("UPDATE claimcheck.pending_deletes SET next_attempt_at = now()", &[])
+            .execute(
+                "UPDATE claimcheck.pending_deletes SET next_attempt_at = now()",
+                &[],
+            )
             .await
             .unwrap();
     }
@@ -152,7 +164,10 @@ async fn s3_down_defers_with_growing_delays_then_drains_when_back() {
     for key in &keys {
         assert!(!exists(&*real, key).await, "{key} deleted once S3 is back");
     }
-    assert_eq!(count(&db, "SELECT count(*) FROM claimcheck.pending_deletes").await, 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM claimcheck.pending_deletes").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -167,7 +182,11 @@ async fn a_permanently_failing_key_is_parked_dead_and_retry_brings_it_back() {
     for attempt in 1..=3 {
         let outcome = delete_worker::run_once(&ctx).await.unwrap();
         let expected = if attempt < 3 { (1, 0) } else { (0, 1) };
-        assert_eq!((outcome.deferred, outcome.dead), expected, "attempt {attempt}");
+        assert_eq!(
+            (outcome.deferred, outcome.dead),
+            expected,
+            "attempt {attempt}"
+        );
     }
     assert_eq!(delete_worker::run_once(&ctx).await.unwrap().leased, 0);
     let dead = ctx.queue.list_dead(10).await.unwrap();
@@ -190,7 +209,11 @@ async fn a_permanently_failing_key_is_parked_dead_and_retry_brings_it_back() {
     assert!(plain_stdout(&retried).contains(&"retried 1".to_owned()));
     let stats = ctx.queue.stats().await.unwrap();
     assert_eq!((stats.dead, stats.due), (0, 1));
-    let again = ctx.queue.lease(10, Duration::from_secs(60), 3).await.unwrap();
+    let again = ctx
+        .queue
+        .lease(10, Duration::from_secs(60), 3)
+        .await
+        .unwrap();
     assert_eq!(again.rows[0].attempts, 1, "a retried row starts afresh");
 }
 
@@ -213,7 +236,10 @@ async fn record_removals(db: &TestDb) {
 async fn wait_until_empty(db: &TestDb, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while count(db, "SELECT count(*) FROM claimcheck.pending_deletes").await > 0 {
-        assert!(Instant::now() < deadline, "queue not drained within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "queue not drained within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -272,16 +298,32 @@ async fn four_processes_drain_20000_rows_each_exactly_once() {
             .sum();
         done_by_process.push(done);
     }
-    assert_eq!(done_by_process.iter().sum::<i64>(), ROWS as i64, "{done_by_process:?}");
+    assert_eq!(
+        done_by_process.iter().sum::<i64>(),
+        ROWS as i64,
+        "{done_by_process:?}"
+    );
     assert!(
         done_by_process.iter().filter(|d| **d > 0).count() >= 2,
         "the work is shared: {done_by_process:?}"
     );
     let removed = count(&db, "SELECT count(DISTINCT id) FROM public.removed").await;
-    let leased_twice = count(&db, "SELECT count(*) FROM public.removed WHERE attempts <> 1").await;
-    assert_eq!((removed, leased_twice), (ROWS as i64, 0), "each row leased and done once");
+    let leased_twice = count(
+        &db,
+        "SELECT count(*) FROM public.removed WHERE attempts <> 1",
+    )
+    .await;
+    assert_eq!(
+        (removed, leased_twice),
+        (ROWS as i64, 0),
+        "each row leased and done once"
+    );
     let left = walk_files(root.path());
-    assert!(left.is_empty(), "every object deleted; left: {:?}", &left[..left.len().min(5)]);
+    assert!(
+        left.is_empty(),
+        "every object deleted; left: {:?}",
+        &left[..left.len().min(5)]
+    );
 }
 
 /// Files left under `dir`, ignoring the fs store's own `.tmp` and `.staging`.
@@ -316,7 +358,11 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
         ("CLAIMCHECK_POLL_INTERVAL", "500ms".to_owned()),
     ];
     // The first worker's store never answers: it holds its lease until killed.
-    let mut env = s3_env(&db, &prefix, Some(format!("http://127.0.0.1:{}", black_hole())));
+    let mut env = s3_env(
+        &db,
+        &prefix,
+        Some(format!("http://127.0.0.1:{}", black_hole())),
+    );
     env.extend(lease.clone());
     let mut stuck = WorkerProcess::spawn(&env);
     stuck.wait_for_log("worker started", Duration::from_secs(20));
@@ -328,7 +374,10 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
     let queue = claimcheck::db::DeleteQueue::new(db.pool.clone());
     let deadline = Instant::now() + Duration::from_secs(10);
     while queue.stats().await.unwrap().leased < 30 {
-        assert!(Instant::now() < deadline, "the first worker leases the rows");
+        assert!(
+            Instant::now() < deadline,
+            "the first worker leases the rows"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stuck.signal("KILL");
@@ -344,10 +393,17 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
         "rows come back only when the lease runs out"
     );
     for key in &keys {
-        assert!(!exists(&store, key).await, "{key} deleted by the second worker");
+        assert!(
+            !exists(&store, key).await,
+            "{key} deleted by the second worker"
+        );
     }
     assert_eq!(
-        count(&db, "SELECT count(*) FROM public.removed WHERE attempts = 2").await,
+        count(
+            &db,
+            "SELECT count(*) FROM public.removed WHERE attempts = 2"
+        )
+        .await,
         30,
         "each row was leased by the dead worker, then done by the rescuer"
     );
@@ -359,14 +415,20 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
 async fn sigterm_hands_back_rows_in_hand_within_the_shutdown_timeout() {
     let db = TestDb::new().await;
     let prefix = test_prefix();
-    let mut env = s3_env(&db, &prefix, Some(format!("http://127.0.0.1:{}", black_hole())));
+    let mut env = s3_env(
+        &db,
+        &prefix,
+        Some(format!("http://127.0.0.1:{}", black_hole())),
+    );
     env.push(("CLAIMCHECK_SHUTDOWN_TIMEOUT", "1s".to_owned()));
     let port = closed_port();
     env.push(("CLAIMCHECK_METRICS_LISTEN", format!("127.0.0.1:{port}")));
     let mut worker = WorkerProcess::spawn(&env);
     worker.wait_for_log("worker started", Duration::from_secs(20));
     let queue = claimcheck::db::DeleteQueue::new(db.pool.clone());
-    let items: Vec<_> = (0..10).map(|i| delete(&format!("{prefix}k{i}"), None)).collect();
+    let items: Vec<_> = (0..10)
+        .map(|i| delete(&format!("{prefix}k{i}"), None))
+        .collect();
     queue.enqueue(&items).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while queue.stats().await.unwrap().leased < 10 {
@@ -387,11 +449,22 @@ async fn sigterm_hands_back_rows_in_hand_within_the_shutdown_timeout() {
     let signalled = Instant::now();
     worker.signal("TERM");
     assert!(worker.wait(Duration::from_secs(10)).success(), "exits 0");
-    assert!(signalled.elapsed() < Duration::from_secs(5), "bounded by the timeout");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "bounded by the timeout"
+    );
     let stats = queue.stats().await.unwrap();
-    assert_eq!((stats.leased, stats.due), (0, 10), "rows handed back at once");
     assert_eq!(
-        count(&db, "SELECT max(attempts)::bigint FROM claimcheck.pending_deletes").await,
+        (stats.leased, stats.due),
+        (0, 10),
+        "rows handed back at once"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT max(attempts)::bigint FROM claimcheck.pending_deletes"
+        )
+        .await,
         0,
         "a handed-back lease does not count as an attempt"
     );
