@@ -244,3 +244,26 @@ async fn start(database_url: &str, env: &[(String, String)]) -> (Child, String) 
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://127.0.0.1:{port}"))
 }
+
+impl TestApp {
+    /// Sends a request by hand over TCP: `head` (request line and headers,
+    /// without the blank line), then `body`, then closes the sending side;
+    /// returns whatever the server answered (empty if it just closed).
+    /// For bodies that lie about their length or stop half-way.
+    pub async fn raw(&self, head: &str, body: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "{head}\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.token
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let _ = stream.write_all(body).await;
+        let _ = stream.shutdown().await;
+        let mut answer = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+}

@@ -70,7 +70,6 @@ impl QueueCommand {
                 }
                 if retry {
                     let n = queue.retry_dead(None).await?;
-                    tracing::info!(retried = n, "dead rows back in the queue");
                     writeln!(out, "retried {n}")?;
                 }
             }

@@ -1,6 +1,7 @@
 //! One test binary for the whole suite: each file under `tests/` would be its
 //! own binary linking aws-sdk-s3 again, which costs minutes on 2 cores.
 
+mod api_multipart;
 mod api_uploads;
 mod audit;
 mod claims;
