@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod dev;
 mod error;
+mod openapi;
 mod routes;
 mod startup;
 

@@ -1,13 +1,14 @@
 //! Building the application: pool, store, routes, and a listener bound first,
 //! so that `CLAIMCHECK_LISTEN=127.0.0.1:0` works and tests learn the port.
 
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{dev::Server, error::InternalError, web, App, HttpResponse, HttpServer};
 use claimcheck::{
     config::Config,
     db,
     jobs::store_from_config,
+    store::ObjectStore,
     tokens::TokenStore,
     uploads::{Limits, Uploads},
 };
@@ -27,6 +28,10 @@ pub struct AppState {
     pub body_idle_timeout: Duration,
     /// Where public objects are served from.
     pub public_base_url: Option<String>,
+    /// The object store (for readiness).
+    pub store: Arc<dyn ObjectStore>,
+    /// The key prefix (readiness probes under it).
+    pub key_prefix: String,
 }
 
 /// A built, bound, not yet running API server.
@@ -48,7 +53,9 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             tokens: TokenStore::new(pool.clone()),
-            uploads: Uploads::new(pool.clone(), store, Limits::from_config(&config)),
+            uploads: Uploads::new(pool.clone(), store.clone(), Limits::from_config(&config)),
+            store,
+            key_prefix: config.key_prefix.clone(),
             pool,
             body_idle_timeout: config.body_idle_timeout,
             public_base_url: config.public_base_url.clone(),

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Where a claim is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClaimStatus {
     /// The object is not complete yet: parts may still arrive.
@@ -36,7 +36,7 @@ impl ClaimStatus {
 }
 
 /// Why an object's delete was queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteReason {
     /// Business code replaced the object with another.
@@ -79,7 +79,7 @@ impl DeleteReason {
 }
 
 /// An upload claim: an upload in flight, or finished and waiting to be consumed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Claim {
     /// uuid v7, so ids sort by creation time.
     pub id: Uuid,
@@ -118,7 +118,7 @@ pub struct Claim {
 }
 
 /// A part of a chunked upload, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Part {
     /// 1-based.
     pub part_number: i32,
@@ -132,7 +132,7 @@ pub struct Part {
 }
 
 /// A live object in the registry: a consumed claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RegistryObject {
     /// The object key.
     pub key: String,
@@ -155,7 +155,7 @@ pub struct RegistryObject {
 }
 
 /// A queued delete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PendingDelete {
     /// Queue row id.
     pub id: i64,

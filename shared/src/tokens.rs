@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::db::{secs, DbError};
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Create and manage one's own uploads.
@@ -74,7 +74,7 @@ pub fn parse_scopes(s: &str) -> Result<BTreeSet<Scope>, String> {
 }
 
 /// A token's record (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// Its id, for listing and revoking.
     pub id: Uuid,
@@ -102,7 +102,7 @@ impl TokenInfo {
 }
 
 /// A freshly minted token: the raw secret, shown this once, and its record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MintedToken {
     /// `cc_...`: give it to the client; it cannot be shown again.
     pub token: String,

@@ -137,3 +137,49 @@ pub async fn count(db: &TestDb, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0)
 }
+
+/// Records, for every queue row removed, how many times it had been leased
+/// (in `public.removed (id, attempts)`): a row processed by two workers
+/// would have been leased twice.
+pub async fn record_removals(db: &TestDb) {
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE public.removed (id bigint, attempts int);
+             CREATE FUNCTION public.record_removal() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO public.removed VALUES (OLD.id, OLD.attempts); RETURN NULL; END $$;
+             CREATE TRIGGER record_removal AFTER DELETE ON claimcheck.pending_deletes
+                 FOR EACH ROW EXECUTE FUNCTION public.record_removal();",
+        )
+        .await
+        .expect("install the removal recorder");
+}
+
+/// Waits until the delete queue is empty (panics after `timeout`).
+pub async fn wait_until_empty(db: &TestDb, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while count(db, "SELECT count(*) FROM claimcheck.pending_deletes").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queue not drained within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Files left under `dir`, ignoring the fs store's own `.tmp` and `.staging`.
+pub fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -170,3 +170,41 @@ pub fn black_hole() -> u16 {
     });
     port
 }
+
+/// The worker's environment for the test S3 bucket (Garage) under `prefix`,
+/// talking to `endpoint` instead of Garage when given (a closed port, a
+/// black hole).
+pub fn s3_worker_env(
+    database_url: &str,
+    prefix: &str,
+    endpoint: Option<String>,
+) -> Vec<(&'static str, String)> {
+    let s3 = crate::stores::s3_settings();
+    vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("CLAIMCHECK_STORE", "s3".into()),
+        (
+            "CLAIMCHECK_S3_ENDPOINT",
+            endpoint.unwrap_or_else(|| s3.endpoint.expect("test S3 endpoint")),
+        ),
+        ("CLAIMCHECK_S3_BUCKET", s3.bucket),
+        ("CLAIMCHECK_S3_REGION", s3.region),
+        ("CLAIMCHECK_S3_FORCE_PATH_STYLE", "true".into()),
+        ("AWS_ACCESS_KEY_ID", s3.access_key_id.expect("test S3 key")),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            s3.secret_access_key.expect("test S3 secret"),
+        ),
+        ("CLAIMCHECK_KEY_PREFIX", prefix.to_owned()),
+    ]
+}
+
+/// A plain HTTP/1.0 GET on localhost: the whole response, headers and body.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}

@@ -1,7 +1,9 @@
 //! Liveness and readiness.
 
 use actix_web::{get, web, HttpResponse};
-use claimcheck::db;
+use std::time::Duration;
+
+use claimcheck::{db, store::StoreError};
 use serde_json::json;
 
 use crate::startup::AppState;
@@ -12,22 +14,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "The process answers")))]
 #[get("/healthz")]
-async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Readiness: PostgreSQL answers. 503 otherwise, so the pod leaves the
-/// load balancer until it does.
+/// Readiness: PostgreSQL answers (503 otherwise, so the pod leaves the load
+/// balancer until it does). The object store's state is reported in the
+/// body but does not fail readiness: an S3 outage must not take every pod
+/// out at once, and uploads answer 503 by themselves meanwhile.
+#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "PostgreSQL answers; the store's state is in the body"), (status = 503, description = "PostgreSQL does not answer")))]
 #[get("/readyz")]
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let probe = format!("{}readyz-probe", state.key_prefix);
+    let store = match tokio::time::timeout(Duration::from_secs(2), state.store.head(&probe)).await {
+        Ok(Ok(_) | Err(StoreError::NotFound)) => "ok".to_string(),
+        Ok(Err(e)) => format!("unavailable: {e}"),
+        Err(_) => "unavailable: no answer within 2s".to_string(),
+    };
     match db::ping(&state.pool).await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "store": store}))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database unavailable");
             HttpResponse::ServiceUnavailable()
                 .insert_header(("Retry-After", "5"))
-                .json(json!({"status": "unavailable", "database": e.to_string()}))
+                .json(json!({"status": "unavailable", "database": e.to_string(), "store": store}))
         }
     }
 }

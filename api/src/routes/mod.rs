@@ -14,5 +14,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
         .configure(multipart::configure)
         .configure(uploads::configure)
-        .configure(tokens::configure);
+        .configure(tokens::configure)
+        .service(crate::openapi::openapi_json);
 }

@@ -5,12 +5,15 @@ use claimcheck::{tokens::Scope, uploads::InitMultipart};
 use serde_json::json;
 
 use super::uploads::{claim_response, parse_id};
+#[allow(unused_imports)]
+use crate::openapi::{PresignedPart, Problem};
 use crate::{
     auth::Caller,
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
 };
+use claimcheck::{domain::Claim, uploads::PartReceipt};
 
 /// Registers the routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,8 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST /v1/uploads/multipart`: start a chunked upload.
+#[utoipa::path(post, path = "/v1/uploads/multipart", params(("Idempotency-Key" = Option<String>, Header)), request_body = InitMultipart, responses((status = 201, body = Claim), (status = 200, body = Claim, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/uploads/multipart")]
-async fn init(
+pub(crate) async fn init(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -42,8 +46,9 @@ async fn init(
 }
 
 /// `PUT /v1/uploads/{id}/parts/{n}`: the raw part, streamed.
+#[utoipa::path(put, path = "/v1/uploads/{id}/parts/{n}", params(("id" = String, Path), ("n" = u32, Path), ("X-Content-SHA256" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = PartReceipt), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 411, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[put("/v1/uploads/{id}/parts/{n}")]
-async fn put_part(
+pub(crate) async fn put_part(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -65,8 +70,9 @@ async fn put_part(
 }
 
 /// `POST /v1/uploads/{id}/parts/{n}/presign`: a URL to PUT part n straight to S3.
+#[utoipa::path(post, path = "/v1/uploads/{id}/parts/{n}/presign", params(("id" = String, Path), ("n" = u32, Path)), responses((status = 200, body = PresignedPart), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/uploads/{id}/parts/{n}/presign")]
-async fn presign(
+pub(crate) async fn presign(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -89,8 +95,9 @@ async fn presign(
 }
 
 /// `POST /v1/uploads/{id}/complete`: assemble the parts.
+#[utoipa::path(post, path = "/v1/uploads/{id}/complete", params(("id" = String, Path)), responses((status = 200, body = Claim), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/uploads/{id}/complete")]
-async fn complete(
+pub(crate) async fn complete(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -8,25 +8,33 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+#[allow(unused_imports)]
+use crate::openapi::{Problem, TokenPage};
 use crate::{auth::Caller, error::ApiError, startup::AppState};
+use claimcheck::tokens::MintedToken;
 
 /// Registers the routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(mint).service(list).service(revoke);
 }
 
-#[derive(Deserialize)]
-struct MintRequest {
+/// `POST /v1/tokens`'s body.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MintRequest {
+    /// The principal the token acts for.
     owner: String,
+    /// upload, consume, admin.
     scopes: Vec<String>,
+    /// A label for people.
     name: Option<String>,
     /// `30d`, `12h`, ... (none: never expires).
     expires_in: Option<String>,
 }
 
 /// `POST /v1/tokens`: the raw token is in this answer and nowhere else.
+#[utoipa::path(post, path = "/v1/tokens", request_body = MintRequest, responses((status = 201, body = MintedToken), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/tokens")]
-async fn mint(
+pub(crate) async fn mint(
     caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<MintRequest>,
@@ -60,15 +68,20 @@ async fn mint(
 }
 
 /// `GET /v1/tokens`: every token's record, never a secret.
+#[utoipa::path(get, path = "/v1/tokens", responses((status = 200, body = TokenPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
 #[get("/v1/tokens")]
-async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Admin)?;
     Ok(HttpResponse::Ok().json(json!({"items": state.tokens.list().await?})))
 }
 
 /// `DELETE /v1/tokens/{id}`: revoke.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", params(("id" = String, Path)), responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
 #[delete("/v1/tokens/{id}")]
-async fn revoke(
+pub(crate) async fn revoke(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -390,3 +390,79 @@ async fn an_idempotency_key_returns_the_first_upload() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_store_answers_503_and_keeps_no_claim() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let app =
+        TestApp::spawn_with(Store::S3, &[("CLAIMCHECK_S3_ENDPOINT", endpoint.as_str())]).await;
+    let res = app
+        .req(Method::POST, "/v1/uploads/multipart")
+        .json(&serde_json::json!({"filename": "c.bin", "content_type": "application/octet-stream", "size": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    problem(res, 503, "unavailable").await;
+    let res = upload(&app, "a.bin", "application/octet-stream", vec![1; 1000]).await;
+    problem(res, 503, "unavailable").await;
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM claimcheck.upload_claims")
+            .await,
+        0
+    );
+    // Readiness follows PostgreSQL only, and reports the store.
+    let ready: Value = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert!(
+        ready["store"].as_str().unwrap().starts_with("unavailable"),
+        "{ready}"
+    );
+}
+
+#[tokio::test]
+async fn openapi_describes_every_endpoint_and_the_problem_shape() {
+    let app = TestApp::spawn(Store::Fs).await;
+    let doc: Value = app
+        .http
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/v1/uploads",
+        "/v1/uploads/multipart",
+        "/v1/uploads/{id}",
+        "/v1/uploads/{id}/parts/{n}",
+        "/v1/uploads/{id}/parts/{n}/presign",
+        "/v1/uploads/{id}/complete",
+        "/v1/tokens",
+        "/v1/tokens/{id}",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+    assert!(doc["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
+}

@@ -12,8 +12,8 @@ use claimcheck::{
 use claimcheck_tests::{
     db::TestDb,
     jobs::{context, fast_settings, plant_claim, put_object, sessions},
-    procs::{plain_stdout, run_worker_command},
-    stores::{s3_settings, s3_store, test_prefix},
+    procs::{plain_stdout, run_worker_command, s3_worker_env},
+    stores::{s3_store, test_prefix},
 };
 
 #[tokio::test]
@@ -68,22 +68,6 @@ async fn the_reaper_aborts_unknown_sessions_and_leaves_known_and_young_ones() {
         .contains("claimcheck_orphans_aborted_total 1"));
 }
 
-/// The worker's environment for the test bucket under `prefix`.
-fn env(db: &TestDb, prefix: &str) -> Vec<(&'static str, String)> {
-    let s3 = s3_settings();
-    vec![
-        ("DATABASE_URL", db.url.clone()),
-        ("CLAIMCHECK_STORE", "s3".into()),
-        ("CLAIMCHECK_S3_ENDPOINT", s3.endpoint.unwrap()),
-        ("CLAIMCHECK_S3_BUCKET", s3.bucket),
-        ("CLAIMCHECK_S3_REGION", s3.region),
-        ("CLAIMCHECK_S3_FORCE_PATH_STYLE", "true".into()),
-        ("AWS_ACCESS_KEY_ID", s3.access_key_id.unwrap()),
-        ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.unwrap()),
-        ("CLAIMCHECK_KEY_PREFIX", prefix.to_owned()),
-    ]
-}
-
 #[tokio::test]
 async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
     let db = TestDb::new().await;
@@ -114,7 +98,7 @@ async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
     plant_claim(&db, &k("pending"), "pending", 3, Some(&upload), 60_000.0).await;
     let clean = audit::audit(&ctx).await.unwrap();
     assert!(clean.is_clean(), "{clean}");
-    let ok = run_worker_command(&env(&db, &prefix), &["audit"]);
+    let ok = run_worker_command(&s3_worker_env(&db.url, &prefix, None), &["audit"]);
     assert!(
         ok.status.success(),
         "{}",
@@ -142,7 +126,7 @@ async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
     assert_eq!(orphans, vec![&orphan]);
     assert_eq!((report.objects_scanned, report.sessions_scanned), (4, 2));
 
-    let failed = run_worker_command(&env(&db, &prefix), &["audit"]);
+    let failed = run_worker_command(&s3_worker_env(&db.url, &prefix, None), &["audit"]);
     assert_eq!(failed.status.code(), Some(1), "the command exits non-zero");
     let printed = plain_stdout(&failed).join("\n");
     for expected in [

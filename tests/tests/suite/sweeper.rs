@@ -240,12 +240,18 @@ async fn a_sweeper_racing_complete_leaves_one_winner_and_no_orphan() {
     let prefix = test_prefix();
     let store = s3().await;
     let ctx = context(&db, store.clone(), fast_settings(&prefix));
-    let mut uploads = Vec::new();
+    let mut sessions_made = Vec::new();
     for i in 0..CLAIMS {
         let key = format!("{prefix}race{i}");
-        let (upload_id, etag) = session_with_a_part(&*store, &key).await;
-        // Expiring around the time the two racers run.
-        let expires_in = 100.0 + 40.0 * i as f64;
+        sessions_made.push((key.clone(), session_with_a_part(&*store, &key).await));
+    }
+    // Claim i expires 150 + 25i ms from now and its complete starts 60i ms
+    // from now: the first few completes win, the later ones meet a sweeper
+    // that has already (or is just about to) take the claim.
+    let start = tokio::time::Instant::now();
+    let mut uploads = Vec::new();
+    for (i, (key, (upload_id, etag))) in sessions_made.into_iter().enumerate() {
+        let expires_in = 150.0 + 25.0 * i as f64 - start.elapsed().as_millis() as f64;
         let claim = plant_claim(&db, &key, "pending", 100, Some(&upload_id), expires_in).await;
         uploads.push((claim, upload_id, etag));
     }
@@ -253,8 +259,8 @@ async fn a_sweeper_racing_complete_leaves_one_winner_and_no_orphan() {
         let (ctx, uploads) = (ctx.clone(), uploads.clone());
         tokio::spawn(async move {
             let mut marked = HashSet::new();
-            for (claim, upload_id, etag) in uploads {
-                tokio::time::sleep(Duration::from_millis(40)).await;
+            for (i, (claim, upload_id, etag)) in uploads.into_iter().enumerate() {
+                tokio::time::sleep_until(start + Duration::from_millis(60 * i as u64)).await;
                 let part = CompletedPart {
                     part_number: 1,
                     etag,
@@ -278,7 +284,7 @@ async fn a_sweeper_racing_complete_leaves_one_winner_and_no_orphan() {
     let sweeping = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            for _ in 0..40 {
+            for _ in 0..50 {
                 sweeper::sweep_once(&ctx).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -14,8 +14,14 @@ use claimcheck::{
 };
 use claimcheck_tests::{
     db::TestDb,
-    jobs::{context, count, exists, fast_settings, put_object, sessions},
-    procs::{black_hole, closed_port, log_field, plain_stdout, run_worker_command, WorkerProcess},
+    jobs::{
+        context, count, exists, fast_settings, put_object, record_removals, sessions,
+        wait_until_empty, walk_files,
+    },
+    procs::{
+        black_hole, closed_port, http_get, log_field, plain_stdout, run_worker_command,
+        s3_worker_env, WorkerProcess,
+    },
     stores::{bytes_body, s3_settings, s3_store, test_prefix},
 };
 
@@ -25,26 +31,6 @@ fn delete(key: &str, upload_id: Option<&str>) -> NewDelete {
         upload_id: upload_id.map(str::to_owned),
         reason: DeleteReason::Deleted,
     }
-}
-
-/// The worker's environment for the test S3 store, with `endpoint` instead
-/// of Garage's when given.
-fn s3_env(db: &TestDb, prefix: &str, endpoint: Option<String>) -> Vec<(&'static str, String)> {
-    let s3 = s3_settings();
-    vec![
-        ("DATABASE_URL", db.url.clone()),
-        ("CLAIMCHECK_STORE", "s3".into()),
-        (
-            "CLAIMCHECK_S3_ENDPOINT",
-            endpoint.unwrap_or(s3.endpoint.unwrap()),
-        ),
-        ("CLAIMCHECK_S3_BUCKET", s3.bucket),
-        ("CLAIMCHECK_S3_REGION", s3.region),
-        ("CLAIMCHECK_S3_FORCE_PATH_STYLE", "true".into()),
-        ("AWS_ACCESS_KEY_ID", s3.access_key_id.unwrap()),
-        ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.unwrap()),
-        ("CLAIMCHECK_KEY_PREFIX", prefix.to_owned()),
-    ]
 }
 
 #[tokio::test]
@@ -217,33 +203,6 @@ async fn a_permanently_failing_key_is_parked_dead_and_retry_brings_it_back() {
     assert_eq!(again.rows[0].attempts, 1, "a retried row starts afresh");
 }
 
-/// Records, for every queue row removed, how many times it had been leased:
-/// a row processed by two workers would have been leased twice.
-async fn record_removals(db: &TestDb) {
-    db.client()
-        .await
-        .batch_execute(
-            "CREATE TABLE public.removed (id bigint, attempts int);
-             CREATE FUNCTION public.record_removal() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN INSERT INTO public.removed VALUES (OLD.id, OLD.attempts); RETURN NULL; END $$;
-             CREATE TRIGGER record_removal AFTER DELETE ON claimcheck.pending_deletes
-                 FOR EACH ROW EXECUTE FUNCTION public.record_removal();",
-        )
-        .await
-        .unwrap();
-}
-
-async fn wait_until_empty(db: &TestDb, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while count(db, "SELECT count(*) FROM claimcheck.pending_deletes").await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "queue not drained within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn four_processes_drain_20000_rows_each_exactly_once() {
     const ROWS: usize = 20_000;
@@ -326,23 +285,6 @@ async fn four_processes_drain_20000_rows_each_exactly_once() {
     );
 }
 
-/// Files left under `dir`, ignoring the fs store's own `.tmp` and `.staging`.
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            files.extend(walk_files(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
     let db = TestDb::new().await;
@@ -358,8 +300,8 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
         ("CLAIMCHECK_POLL_INTERVAL", "500ms".to_owned()),
     ];
     // The first worker's store never answers: it holds its lease until killed.
-    let mut env = s3_env(
-        &db,
+    let mut env = s3_worker_env(
+        &db.url,
         &prefix,
         Some(format!("http://127.0.0.1:{}", black_hole())),
     );
@@ -384,7 +326,7 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
     stuck.wait(Duration::from_secs(5));
     let killed_at = Instant::now();
 
-    let mut env = s3_env(&db, &prefix, None);
+    let mut env = s3_worker_env(&db.url, &prefix, None);
     env.extend(lease);
     let mut rescuer = WorkerProcess::spawn(&env);
     wait_until_empty(&db, Duration::from_secs(30)).await;
@@ -415,8 +357,8 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
 async fn sigterm_hands_back_rows_in_hand_within_the_shutdown_timeout() {
     let db = TestDb::new().await;
     let prefix = test_prefix();
-    let mut env = s3_env(
-        &db,
+    let mut env = s3_worker_env(
+        &db.url,
         &prefix,
         Some(format!("http://127.0.0.1:{}", black_hole())),
     );
@@ -468,14 +410,4 @@ async fn sigterm_hands_back_rows_in_hand_within_the_shutdown_timeout() {
         0,
         "a handed-back lease does not count as an attempt"
     );
-}
-
-/// A plain HTTP/1.0 GET on localhost; the response, headers and body.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
