@@ -189,7 +189,6 @@ pub fn object_key(
     let visibility = if public { "pub" } else { "priv" };
     let ext = filename
         .rsplit_once('.')
-        .map(|(stem, ext)| (stem, ext))
         .filter(|(stem, ext)| {
             !stem.is_empty()
                 && (1..=10).contains(&ext.len())

@@ -155,7 +155,7 @@ mod tests {
         // 5 TiB at 16 MiB would need 327,680 parts: grow to fit 10,000.
         let big = 5u64 << 40;
         let ps = choose_part_size(big, None, 16 * MIB).unwrap();
-        assert!(big.div_ceil(ps) <= 10_000 && ps % MIB == 0);
+        assert!(big.div_ceil(ps) <= 10_000 && ps.is_multiple_of(MIB));
         assert!(choose_part_size(100 * MIB, Some(MIB), 16 * MIB).is_err());
         assert!(choose_part_size(100 * MIB, Some(6 * 1024 * MIB), 16 * MIB).is_err());
         assert!(choose_part_size(60_000 * MIB, Some(5 * MIB), 16 * MIB).is_err());

@@ -143,10 +143,7 @@ impl Uploads {
         if let Some(sha) = sha256 {
             check_sha256_hex(sha)?;
         }
-        let upload_id = claim
-            .upload_id
-            .as_deref()
-            .ok_or_else(|| UploadError::NotFound)?;
+        let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
         self.claims.touch(id, ttl(&self.limits)).await?;
         let (body, digest) = Sha256Tap::new(body);
         let etag = self
