@@ -208,3 +208,19 @@ pub fn http_get(port: u16, path: &str) -> String {
     stream.read_to_string(&mut response).expect("read response");
     response
 }
+
+/// A duration field of a JSON log line, in seconds: tracing writes a
+/// `Duration` recorded with `?` as its `Debug` form (`"1.5s"`, `"750ms"`).
+pub fn log_duration_secs(line: &str, name: &str) -> Option<f64> {
+    let start = line.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    let value = &line[start..start + line[start..].find('"')?];
+    let (number, unit) = value.split_at(value.find(|c: char| c.is_alphabetic() || c == 'µ')?);
+    let scale = match unit {
+        "s" => 1.0,
+        "ms" => 1e-3,
+        "µs" => 1e-6,
+        "ns" => 1e-9,
+        _ => return None,
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}

@@ -19,8 +19,8 @@ use claimcheck_tests::{
         wait_until_empty, walk_files,
     },
     procs::{
-        black_hole, closed_port, http_get, log_field, plain_stdout, run_worker_command,
-        s3_worker_env, WorkerProcess,
+        black_hole, closed_port, http_get, log_duration_secs, log_field, plain_stdout,
+        run_worker_command, s3_worker_env, WorkerProcess,
     },
     stores::{bytes_body, s3_settings, s3_store, test_prefix},
 };
@@ -283,6 +283,70 @@ async fn four_processes_drain_20000_rows_each_exactly_once() {
         "every object deleted; left: {:?}",
         &left[..left.len().min(5)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_facing_a_dead_s3_backs_off_and_another_drains_once_it_is_back() {
+    let db = TestDb::new().await;
+    let prefix = test_prefix();
+    let store = s3_store().await;
+    let keys: Vec<String> = (0..5).map(|i| format!("{prefix}k{i}")).collect();
+    for key in &keys {
+        put_object(&store, key, 3).await;
+    }
+    let tuning = [
+        ("CLAIMCHECK_DELETE_BACKOFF_BASE", "1s".to_owned()),
+        ("CLAIMCHECK_POLL_INTERVAL", "200ms".to_owned()),
+    ];
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    let mut env = s3_worker_env(&db.url, &prefix, Some(down));
+    env.extend(tuning.clone());
+    let mut worker = WorkerProcess::spawn(&env);
+    worker.wait_for_log("worker started", Duration::from_secs(20));
+    let items: Vec<_> = keys.iter().map(|k| delete(k, None)).collect();
+    let queue = claimcheck::db::DeleteQueue::new(db.pool.clone());
+    queue.enqueue(&items).await.unwrap();
+    let least_attempts = "SELECT min(attempts)::bigint FROM claimcheck.pending_deletes";
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while count(&db, least_attempts).await < 3 {
+        assert!(Instant::now() < deadline, "three failed attempts each");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.signal("TERM");
+    assert!(worker.wait(Duration::from_secs(20)).success());
+    assert_eq!(
+        queue.stats().await.unwrap().dead,
+        0,
+        "none dead before max attempts"
+    );
+    // Each attempt's delay lies in [base x 2^(n-1) / 2, base x 2^(n-1)].
+    let failures = worker.events("delete failed; deferred");
+    assert!(
+        failures.len() >= 15,
+        "5 rows x 3 attempts: {}",
+        failures.len()
+    );
+    for line in failures {
+        let attempts = log_field(&line, "attempts").unwrap() as i32;
+        let delay = log_duration_secs(&line, "delay").unwrap();
+        let full = f64::from(1u32 << (attempts - 1));
+        assert!(
+            delay >= full / 2.0 && delay <= full,
+            "attempt {attempts}: {delay}s"
+        );
+        assert!(line.contains("unavailable"), "the error is kept: {line}");
+    }
+
+    let mut env = s3_worker_env(&db.url, &prefix, None);
+    env.extend(tuning);
+    let mut healed = WorkerProcess::spawn(&env);
+    // Rows wait out their backoff (at most 8 s at the fourth attempt).
+    wait_until_empty(&db, Duration::from_secs(30)).await;
+    for key in &keys {
+        assert!(!exists(&store, key).await, "{key} deleted once S3 is back");
+    }
+    healed.signal("TERM");
+    assert!(healed.wait(Duration::from_secs(20)).success());
 }
 
 #[tokio::test(flavor = "multi_thread")]
