@@ -3,7 +3,7 @@
 
 use actix_web::{get, HttpResponse};
 use claimcheck::{
-    domain::{Claim, ClaimStatus},
+    domain::{Claim, ClaimStatus, RegistryObject},
     tokens::{MintedToken, Scope, TokenInfo},
     uploads::{InitMultipart, PartReceipt},
 };
@@ -13,7 +13,10 @@ use utoipa::{
     Modify, OpenApi, ToSchema,
 };
 
-use crate::routes::{health, multipart, tokens, uploads};
+use crate::routes::{
+    adoption::{self, downloads},
+    health, multipart, tokens, uploads,
+};
 
 /// An error (RFC 9457 problem details) with claimcheck's stable `code`.
 #[derive(Serialize, ToSchema)]
@@ -104,11 +107,19 @@ impl Modify for BearerAuth {
         tokens::mint,
         tokens::list,
         tokens::revoke,
+        adoption::consume,
+        adoption::show_object,
+        adoption::schedule_deletes,
+        downloads::download_url,
+        downloads::serve_file,
         openapi_json,
     ),
     components(schemas(
         Problem, Claim, ClaimStatus, ClaimWithParts, ClaimPage, PartReceipt, InitMultipart,
-        PresignedPart, TokenInfo, MintedToken, TokenPage, Scope, tokens::MintRequest
+        PresignedPart, TokenInfo, MintedToken, TokenPage, Scope, tokens::MintRequest,
+        RegistryObject, adoption::ConsumeRequest, adoption::ConsumedObjects, adoption::DeleteItem,
+        adoption::DeleteRequest, adoption::DeletesAccepted, downloads::DownloadUrlRequest,
+        downloads::DownloadUrl
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -3,7 +3,10 @@
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{dev::Server, error::InternalError, web, App, HttpResponse, HttpServer};
+use actix_cors::Cors;
+use actix_web::{
+    dev::Server, error::InternalError, http::header, web, App, HttpResponse, HttpServer,
+};
 use claimcheck::{
     config::Config,
     db,
@@ -14,7 +17,7 @@ use claimcheck::{
 };
 use deadpool_postgres::Pool;
 
-use crate::{error::ApiError, routes};
+use crate::{error::ApiError, routes, routes::adoption::downloads::Downloads};
 
 /// What handlers share.
 pub struct AppState {
@@ -32,6 +35,8 @@ pub struct AppState {
     pub store: Arc<dyn ObjectStore>,
     /// The key prefix (readiness probes under it).
     pub key_prefix: String,
+    /// Download URLs: presigned by S3, or signed and served by the API.
+    pub downloads: Downloads,
 }
 
 /// A built, bound, not yet running API server.
@@ -49,6 +54,7 @@ impl Application {
             .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
         let pool = db::connect(url, config.db_pool_size)?;
         let store = store_from_config(&config.store).await?;
+        let downloads = Downloads::from_config(&config).await?;
         let listener = TcpListener::bind(config.listen)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
@@ -59,9 +65,12 @@ impl Application {
             pool,
             body_idle_timeout: config.body_idle_timeout,
             public_base_url: config.public_base_url.clone(),
+            downloads,
         });
+        let cors_origins = config.cors_origins.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(cors(&cors_origins))
                 .app_data(state.clone())
                 .app_data(
                     web::JsonConfig::default()
@@ -103,6 +112,24 @@ impl Application {
         self.server.await?;
         Ok(())
     }
+}
+
+/// CORS for the configured origins only (none: browsers on other origins
+/// get no CORS headers and are refused by the browser). `ETag` and
+/// `Location` are exposed so browser clients can resume and follow uploads.
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-content-sha256"),
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::ETAG, header::LOCATION])
+        .max_age(3600)
 }
 
 fn problem(e: ApiError) -> HttpResponse {

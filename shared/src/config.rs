@@ -87,6 +87,11 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `CLAIMCHECK_PUBLIC_BASE_URL`.
     pub public_base_url: Option<String>,
+    /// `CLAIMCHECK_API_PUBLIC_URL`: the API's address as clients reach it,
+    /// for the download URLs the API serves itself (filesystem store). When
+    /// unset, each URL names the host and scheme of the request that asked
+    /// for it (`Forwarded`/`X-Forwarded-*` honoured).
+    pub api_public_url: Option<url::Url>,
     /// `CLAIMCHECK_LOG_FORMAT`.
     pub log_format: LogFormat,
 }
@@ -176,6 +181,14 @@ impl Config {
             body_idle_timeout: env.duration("CLAIMCHECK_BODY_IDLE_TIMEOUT", "60s")?,
             cors_origins: env.list("CLAIMCHECK_CORS_ORIGINS", ""),
             public_base_url: env.opt("CLAIMCHECK_PUBLIC_BASE_URL"),
+            api_public_url: env
+                .opt("CLAIMCHECK_API_PUBLIC_URL")
+                .map(|v| {
+                    parse_base_url(&v).map_err(|e| {
+                        ConfigError::new("CLAIMCHECK_API_PUBLIC_URL", format!("`{v}`: {e}"))
+                    })
+                })
+                .transpose()?,
             log_format: match env.str("CLAIMCHECK_LOG_FORMAT", "json").as_str() {
                 "json" => LogFormat::Json,
                 "pretty" => LogFormat::Pretty,
@@ -229,6 +242,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "0" => Ok(Duration::ZERO),
         s => humantime::parse_duration(s).map_err(|e| e.to_string()),
     }
+}
+
+/// Parses an absolute `http(s)` URL that paths can be appended to (no query
+/// or fragment: they would end up in the middle of every URL built on it).
+pub fn parse_base_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s.trim()).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err("expected an http:// or https:// URL".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(url)
 }
 
 /// Parses `16MiB`, `5GiB`, `1048576`.
@@ -340,6 +366,20 @@ mod tests {
             panic!("s3 expected")
         };
         assert_eq!(s3.public_endpoint.as_deref(), Some("http://s3:3900"));
+    }
+
+    #[test]
+    fn api_public_url_is_optional_and_checked() {
+        assert_eq!(config(&[]).unwrap().api_public_url, None);
+        let c = config(&[("CLAIMCHECK_API_PUBLIC_URL", "https://files.example/cc/")]).unwrap();
+        assert_eq!(
+            c.api_public_url.map(String::from).as_deref(),
+            Some("https://files.example/cc/")
+        );
+        for bad in ["files.example", "ftp://x/", "https://x/?a=1", "mailto:a@b"] {
+            let err = config(&[("CLAIMCHECK_API_PUBLIC_URL", bad)]).unwrap_err();
+            assert_eq!(err.var, "CLAIMCHECK_API_PUBLIC_URL", "{bad}");
+        }
     }
 
     #[test]

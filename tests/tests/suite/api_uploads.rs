@@ -466,3 +466,38 @@ async fn openapi_describes_every_endpoint_and_the_problem_shape() {
     }
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
 }
+
+#[tokio::test]
+async fn cors_answers_configured_origins_only() {
+    let app = TestApp::spawn_with(
+        Store::Fs,
+        &[("CLAIMCHECK_CORS_ORIGINS", "https://app.example")],
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(Method::OPTIONS, format!("{}/v1/uploads", app.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(!refused
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    let res = upload(&app, "a.txt", "text/plain", b"hi".to_vec()).await;
+    assert_eq!(
+        res.status(),
+        201,
+        "same-origin and non-browser clients are unaffected"
+    );
+}

@@ -8,6 +8,6 @@ mod claims;
 mod migrations;
 mod object_store;
 mod queue;
-mod tokens;
 mod sweeper;
+mod tokens;
 mod worker;

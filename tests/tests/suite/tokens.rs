@@ -15,21 +15,41 @@ async fn run(bin: &str, app: &TestApp, args: &[&str]) -> String {
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]
 async fn both_binaries_mint_list_and_revoke_tokens() {
     let app = TestApp::spawn(Store::Fs).await;
-    let out = run("claimcheck-worker", &app, &["token", "create", "--owner", "carol", "--scopes", "upload", "--name", "cli"]).await;
+    let out = run(
+        "claimcheck-worker",
+        &app,
+        &[
+            "token", "create", "--owner", "carol", "--scopes", "upload", "--name", "cli",
+        ],
+    )
+    .await;
     let token = out.lines().last().unwrap().to_owned();
     assert!(token.starts_with("cc_") && token.len() == 46, "{out}");
-    let uploads = app.http.get(format!("{}/v1/uploads", app.base)).bearer_auth(&token).send().await.unwrap();
+    let uploads = app
+        .http
+        .get(format!("{}/v1/uploads", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(uploads.status(), 200);
 
     let listed = run("claimcheck-api", &app, &["token", "list"]).await;
-    assert!(listed.contains("\"carol\"") && !listed.contains(&token), "{listed}");
+    assert!(
+        listed.contains("\"carol\"") && !listed.contains(&token),
+        "{listed}"
+    );
     let id = listed
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -39,7 +59,13 @@ async fn both_binaries_mint_list_and_revoke_tokens() {
         .unwrap()
         .to_owned();
     run("claimcheck-api", &app, &["token", "revoke", &id]).await;
-    let uploads = app.http.get(format!("{}/v1/uploads", app.base)).bearer_auth(&token).send().await.unwrap();
+    let uploads = app
+        .http
+        .get(format!("{}/v1/uploads", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(uploads.status(), 401);
 }
 
@@ -47,14 +73,25 @@ async fn both_binaries_mint_list_and_revoke_tokens() {
 async fn expired_tokens_are_refused_and_use_is_recorded_once_a_minute() {
     let app = TestApp::spawn(Store::Fs).await;
     let store = TokenStore::new(app.db.pool.clone());
-    let minted = store.create("dave", &parse_scopes("upload").unwrap(), None, None).await.unwrap();
-    let get = || app.http.get(format!("{}/v1/uploads", app.base)).bearer_auth(&minted.token).send();
+    let minted = store
+        .create("dave", &parse_scopes("upload").unwrap(), None, None)
+        .await
+        .unwrap();
+    let get = || {
+        app.http
+            .get(format!("{}/v1/uploads", app.base))
+            .bearer_auth(&minted.token)
+            .send()
+    };
     assert_eq!(get().await.unwrap().status(), 200);
     let first: chrono::DateTime<chrono::Utc> = app
         .db
         .client()
         .await
-        .query_one("SELECT last_used_at FROM claimcheck.api_tokens WHERE owner = 'dave'", &[])
+        .query_one(
+            "SELECT last_used_at FROM claimcheck.api_tokens WHERE owner = 'dave'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -63,11 +100,17 @@ async fn expired_tokens_are_refused_and_use_is_recorded_once_a_minute() {
         .db
         .client()
         .await
-        .query_one("SELECT last_used_at FROM claimcheck.api_tokens WHERE owner = 'dave'", &[])
+        .query_one(
+            "SELECT last_used_at FROM claimcheck.api_tokens WHERE owner = 'dave'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(first, second, "a second use within the minute writes nothing");
+    assert_eq!(
+        first, second,
+        "a second use within the minute writes nothing"
+    );
 
     app.db
         .client()

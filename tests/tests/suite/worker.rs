@@ -7,10 +7,7 @@ use std::{
 };
 
 use claimcheck::{
-    db::deletes::NewDelete,
-    domain::DeleteReason,
-    jobs::delete_worker,
-    store::{s3::S3Store, ObjectStore},
+    db::deletes::NewDelete, domain::DeleteReason, jobs::delete_worker, store::ObjectStore,
 };
 use claimcheck_tests::{
     db::TestDb,
@@ -22,7 +19,7 @@ use claimcheck_tests::{
         black_hole, closed_port, http_get, log_duration_secs, log_field, plain_stdout,
         run_worker_command, s3_worker_env, WorkerProcess,
     },
-    stores::{bytes_body, s3_settings, s3_store, test_prefix},
+    stores::{bytes_body, s3_store, test_prefix},
 };
 
 fn delete(key: &str, upload_id: Option<&str>) -> NewDelete {
@@ -79,81 +76,6 @@ async fn one_step_aborts_sessions_and_deletes_objects_on_s3() {
         "{metrics}"
     );
     assert_eq!(delete_worker::run_once(&ctx).await.unwrap().leased, 0);
-}
-
-#[tokio::test]
-async fn s3_down_defers_with_growing_delays_then_drains_when_back() {
-    let db = TestDb::new().await;
-    let prefix = test_prefix();
-    let real: Arc<dyn ObjectStore> = Arc::new(s3_store().await);
-    let mut down_settings = s3_settings();
-    down_settings.endpoint = Some(format!("http://127.0.0.1:{}", closed_port()));
-    let down: Arc<dyn ObjectStore> = Arc::new(S3Store::new(down_settings).await.unwrap());
-    let mut settings = fast_settings(&prefix);
-    settings.max_attempts = 5;
-    settings.backoff_base = Duration::from_secs(10);
-    settings.backoff_max = Duration::from_secs(3600);
-    let keys: Vec<String> = (0..5).map(|i| format!("{prefix}k{i}")).collect();
-    for key in &keys {
-        put_object(&*real, key, 5).await;
-    }
-    let items: Vec<_> = keys.iter().map(|k| delete(k, None)).collect();
-    let broken = context(&db, down, settings.clone());
-    broken.queue.enqueue(&items).await.unwrap();
-
-    let mut previous_max = 0.0;
-    for attempt in 1..=4 {
-        let outcome = delete_worker::run_once(&broken).await.unwrap();
-        assert_eq!((outcome.deferred, outcome.dead), (5, 0), "{outcome:?}");
-        let row = db
-            .client()
-            .await
-            .query_one(
-                "SELECT min(extract(epoch FROM next_attempt_at - now()))::float8,
-                        max(extract(epoch FROM next_attempt_at - now()))::float8,
-                        min(attempts), max(attempts), count(*) FILTER (WHERE dead_at IS NOT NULL),
-                        bool_and(last_error LIKE '%unavailable%')
-                   FROM claimcheck.pending_deletes",
-                &[],
-            )
-            .await
-            .unwrap();
-        let (min_delay, max_delay): (f64, f64) = (row.get(0), row.get(1));
-        let full = 10.0 * f64::from(1u32 << (attempt - 1));
-        assert!(
-            min_delay >= full / 2.0 - 1.0 && max_delay <= full + 1.0,
-            "attempt {attempt}: delays {min_delay}..{max_delay}, expected {}..{full}",
-            full / 2.0
-        );
-        assert!(min_delay >= previous_max - 1.0, "delays grow");
-        previous_max = max_delay;
-        assert_eq!(
-            (row.get::<_, i32>(2), row.get::<_, i32>(3)),
-            (attempt, attempt)
-        );
-        assert_eq!(row.get::<_, i64>(4), 0, "none dead before max attempts");
-        assert!(row.get::<_, bool>(5), "the store error is kept");
-        // Time travel instead of sleeping: the rows are due again.
-        db.client()
-            .await
-            .execute(
-                "UPDATE claimcheck.pending_deletes SET next_attempt_at = now()",
-                &[],
-            )
-            .await
-            .unwrap();
-    }
-
-    let healed = context(&db, real.clone(), settings);
-    let outcome = delete_worker::drain(&healed).await.unwrap();
-    assert_eq!(outcome.done, 5, "{outcome:?}");
-    for key in &keys {
-        assert!(!exists(&*real, key).await, "{key} deleted once S3 is back");
-    }
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM claimcheck.pending_deletes").await,
-        0
-    );
 }
 
 #[tokio::test]

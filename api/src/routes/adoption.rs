@@ -1,0 +1,203 @@
+//! Business adoption (scope `consume`): consume claims into the objects
+//! registry, read registry rows, schedule deletes. Download URLs are in
+//! [`downloads`].
+//!
+//! The rules are the SQL functions', reached through [`Files`] and
+//! [`ObjectRegistry`]; these handlers only add what HTTP needs (the consume
+//! retry, validation before the database).
+
+pub mod downloads;
+
+use std::time::Duration;
+
+use actix_web::{get, post, web, HttpResponse};
+use claimcheck::{
+    db::{DbError, ObjectRegistry},
+    domain::{DeleteReason, RegistryObject},
+    files::{ConsumeError, Files},
+    store::validate_key,
+    tokens::Scope,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[allow(unused_imports)]
+use crate::openapi::Problem;
+use crate::{auth::Caller, error::ApiError, startup::AppState};
+
+/// How long after a consume the same consume is answered again with its
+/// objects (the contract's retry window).
+const RETRY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// The most keys one consume or delete request may name: a request is one
+/// transaction, and one that locks without bound would stall the others.
+const MAX_KEYS: usize = 1000;
+
+/// Registers the routes of this module and of [`downloads`].
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(consume)
+        .service(schedule_deletes)
+        .service(downloads::download_url)
+        .service(downloads::serve_file)
+        // Last: `{key:.*}` matches anything under /v1/objects/ (GET only, so
+        // it never takes `POST /v1/objects/url`, but literal routes first).
+        .service(show_object);
+}
+
+/// `POST /v1/claims/consume`.
+#[derive(Deserialize, ToSchema)]
+pub struct ConsumeRequest {
+    /// The principal the claims belong to (the uploader's token owner).
+    pub owner: String,
+    /// The object keys to consume, all or nothing; duplicates count once.
+    pub keys: Vec<String>,
+}
+
+/// The objects a consume moved into the registry.
+#[derive(Serialize, ToSchema)]
+pub struct ConsumedObjects {
+    /// Registry rows, by key.
+    pub objects: Vec<RegistryObject>,
+}
+
+/// One delete to schedule.
+#[derive(Deserialize, ToSchema)]
+pub struct DeleteItem {
+    /// The object key.
+    pub key: String,
+    /// `replaced` or `deleted`.
+    pub reason: String,
+}
+
+/// `POST /v1/deletes`.
+#[derive(Deserialize, ToSchema)]
+pub struct DeleteRequest {
+    /// The deletes, all scheduled in one transaction.
+    pub items: Vec<DeleteItem>,
+}
+
+/// What `POST /v1/deletes` queued.
+#[derive(Serialize, ToSchema)]
+pub struct DeletesAccepted {
+    /// Queue rows created (one per item).
+    pub queued: usize,
+}
+
+/// Consumes the owner's uploaded claims into the objects registry, all or
+/// nothing. A retry of a consume that already happened (same owner, every
+/// key in the registry for that owner, consumed within 24 h) answers 200
+/// again with the same objects.
+#[utoipa::path(post, path = "/v1/claims/consume", request_body = ConsumeRequest, responses((status = 200, body = ConsumedObjects), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem, description = "Some key is unknown, pending or another owner's (`missing` lists them); nothing was consumed"), (status = 503, body = Problem)))]
+#[post("/v1/claims/consume")]
+pub(crate) async fn consume(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<ConsumeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Consume)?;
+    let ConsumeRequest { owner, keys } = body.into_inner();
+    if owner.is_empty() {
+        return Err(ApiError::InvalidRequest("owner must not be empty".into()));
+    }
+    if keys.len() > MAX_KEYS {
+        return Err(ApiError::InvalidRequest(format!(
+            "at most {MAX_KEYS} keys per consume"
+        )));
+    }
+    let mut client = state.pool.get().await.map_err(DbError::from)?;
+    let mut tx = client.transaction().await.map_err(DbError::from)?;
+    let mut files = Files::new(&mut tx);
+    let mut objects = match files.consume(&owner, &keys).await {
+        Ok(objects) => objects,
+        Err(ConsumeError::Missing(missing)) => {
+            // Missing because this very consume committed before (and its
+            // answer was lost)? Then answer it again; else nothing happened.
+            match files.consumed_within(&owner, &keys, RETRY_WINDOW).await? {
+                Some(objects) => objects,
+                None => {
+                    return Err(ApiError::NotFound {
+                        message: format!(
+                            "claims not found, pending or owned by someone else: {}",
+                            missing.join(", ")
+                        ),
+                        missing: Some(missing),
+                    })
+                }
+            }
+        }
+        Err(ConsumeError::Db(e)) => return Err(e.into()),
+    };
+    tx.commit().await.map_err(DbError::from)?;
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let objects: Vec<_> = objects.iter().map(|o| object_json(&state, o)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "objects": objects })))
+}
+
+/// The registry row of a live object. The key goes in the path as it is,
+/// slashes included.
+#[utoipa::path(get, path = "/v1/objects/{key}", params(("key" = String, Path, description = "The object key, slashes included, not encoded")), responses((status = 200, body = RegistryObject), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[get("/v1/objects/{key:.*}")]
+pub(crate) async fn show_object(
+    caller: Caller,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Consume)?;
+    let object = ObjectRegistry::new(state.pool.clone())
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
+    Ok(HttpResponse::Ok().json(object_json(&state, &object)))
+}
+
+/// Removes the registry rows of the keys (where there are any) and queues
+/// every key's delete, in one transaction. Reasons: `replaced`, `deleted`.
+#[utoipa::path(post, path = "/v1/deletes", request_body = DeleteRequest, responses((status = 202, body = DeletesAccepted), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[post("/v1/deletes")]
+pub(crate) async fn schedule_deletes(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<DeleteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Consume)?;
+    let items = body.into_inner().items;
+    if items.len() > MAX_KEYS {
+        return Err(ApiError::InvalidRequest(format!(
+            "at most {MAX_KEYS} items per request"
+        )));
+    }
+    // Check everything before queueing anything: a key no store accepts
+    // would only fail in the worker, over and over, until parked dead.
+    let mut deletes = Vec::with_capacity(items.len());
+    for DeleteItem { key, reason } in items {
+        let reason = match DeleteReason::parse(&reason) {
+            Some(r @ (DeleteReason::Replaced | DeleteReason::Deleted)) => r,
+            _ => {
+                return Err(ApiError::InvalidRequest(format!(
+                    "reason must be replaced or deleted, not {reason:?}"
+                )))
+            }
+        };
+        validate_key(&key).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        deletes.push((key, reason));
+    }
+    let mut client = state.pool.get().await.map_err(DbError::from)?;
+    let tx = client.transaction().await.map_err(DbError::from)?;
+    for (key, reason) in &deletes {
+        ObjectRegistry::schedule_delete_in(&*tx, key, *reason).await?;
+    }
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(HttpResponse::Accepted().json(DeletesAccepted {
+        queued: deletes.len(),
+    }))
+}
+
+/// A registry object as JSON, with `public_url` for a public object when
+/// `CLAIMCHECK_PUBLIC_BASE_URL` is set (as for claims).
+fn object_json(state: &AppState, object: &RegistryObject) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let (true, Some(base)) = (object.public, &state.public_base_url) {
+        value["public_url"] = json!(format!("{}/{}", base.trim_end_matches('/'), object.key));
+    }
+    value
+}

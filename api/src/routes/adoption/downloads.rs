@@ -1,0 +1,294 @@
+//! Time-limited download URLs for live registry objects.
+//!
+//! S3 presigns its own GETs. The filesystem store has no server, so the API
+//! signs `GET /v1/files/{key}?expires=..&filename=..&sig=..` with
+//! `CLAIMCHECK_URL_SIGNING_KEY` (HMAC, see [`UrlSigner`]) and serves it
+//! itself: no bearer token there, the signature is the authority. The key is
+//! the same on every pod, so any pod serves a URL any other pod signed.
+//!
+//! Decisions the contract leaves open:
+//! - without `CLAIMCHECK_URL_SIGNING_KEY`, the filesystem store's URLs are
+//!   refused with 503 (a per-process random key would make URLs fail on
+//!   other pods, intermittently); `claimcheck-api dev` supplies a random key;
+//! - the URL names `CLAIMCHECK_API_PUBLIC_URL` when set, else the scheme and
+//!   host the request came in with (`Forwarded`/`X-Forwarded-*` honoured);
+//! - files are always served as attachments with `nosniff`: they come from
+//!   the API's own origin, where an inline upload could run as a page.
+
+use std::time::Duration;
+
+use actix_files::NamedFile;
+use actix_web::{
+    http::header::{self, HeaderValue},
+    post, route, web, HttpRequest, HttpResponse,
+};
+use chrono::{DateTime, Utc};
+use claimcheck::{
+    config::{Config, StoreConfig},
+    db::ObjectRegistry,
+    store::{
+        fs::FsStore,
+        signed_url::{content_disposition, SignatureError, UrlSigner},
+        StoreError,
+    },
+    tokens::Scope,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use url::Url;
+use utoipa::ToSchema;
+
+#[allow(unused_imports)]
+use crate::openapi::Problem;
+use crate::{auth::Caller, error::ApiError, startup::AppState};
+
+/// The longest lifetime a download URL may ask for: SigV4's limit, 7 days.
+const MAX_EXPIRES_IN: u64 = 7 * 24 * 3600;
+/// HMAC keys shorter than this are refused at start-up.
+const MIN_SIGNING_KEY_LEN: usize = 32;
+/// Longest accepted `download_filename`, in bytes.
+const MAX_FILENAME_LEN: usize = 1024;
+
+/// How this API makes and serves download URLs.
+#[derive(Debug)]
+pub struct Downloads {
+    default_ttl: Duration,
+    /// `Some` for the filesystem store: the API serves the files itself.
+    served: Option<ServedFiles>,
+}
+
+#[derive(Debug)]
+struct ServedFiles {
+    store: FsStore,
+    signing_key: Option<Vec<u8>>,
+    /// Checks incoming signatures (which do not cover the host, so the base
+    /// URL it was built with does not matter).
+    verifier: Option<UrlSigner>,
+    public_url: Option<Url>,
+}
+
+impl Downloads {
+    /// Reads the store, `CLAIMCHECK_URL_SIGNING_KEY`, `CLAIMCHECK_API_PUBLIC_URL`
+    /// and `CLAIMCHECK_PRESIGN_TTL`. Refuses a signing key under 32 bytes.
+    pub async fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let served = match &config.store {
+            StoreConfig::S3(_) => None,
+            StoreConfig::Fs { root } => {
+                let signing_key = config
+                    .url_signing_key
+                    .as_ref()
+                    .map(|k| k.as_bytes().to_vec());
+                let verifier = match &signing_key {
+                    Some(key) if key.len() < MIN_SIGNING_KEY_LEN => anyhow::bail!(
+                        "CLAIMCHECK_URL_SIGNING_KEY must be at least {MIN_SIGNING_KEY_LEN} bytes"
+                    ),
+                    Some(key) => Some(UrlSigner::new(
+                        Url::parse("http://localhost/")?,
+                        key.clone(),
+                    )?),
+                    None => {
+                        tracing::warn!(
+                            "CLAIMCHECK_URL_SIGNING_KEY is not set: download URLs for the \
+                             filesystem store are refused (503); set it, the same on every pod"
+                        );
+                        None
+                    }
+                };
+                let root = root.clone();
+                let store = tokio::task::spawn_blocking(move || FsStore::new(root, None)).await??;
+                Some(ServedFiles {
+                    store,
+                    signing_key,
+                    verifier,
+                    public_url: config.api_public_url.clone(),
+                })
+            }
+        };
+        Ok(Self {
+            default_ttl: config.presign_ttl,
+            served,
+        })
+    }
+}
+
+/// `POST /v1/objects/url`.
+#[derive(Deserialize, ToSchema)]
+pub struct DownloadUrlRequest {
+    /// The object key.
+    pub key: String,
+    /// Seconds the URL stays valid, 1 to 604800 (default `CLAIMCHECK_PRESIGN_TTL`).
+    pub expires_in: Option<u64>,
+    /// The file name the browser saves (`Content-Disposition: attachment`).
+    pub download_filename: Option<String>,
+}
+
+/// A time-limited download URL.
+#[derive(Serialize, ToSchema)]
+pub struct DownloadUrl {
+    /// GET it, no token needed.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A time-limited download URL for a live registry object: a presigned S3
+/// GET, or with the filesystem store an HMAC-signed URL the API serves.
+#[utoipa::path(post, path = "/v1/objects/url", request_body = DownloadUrlRequest, responses((status = 200, body = DownloadUrl), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem, description = "Store unreachable, or filesystem store without CLAIMCHECK_URL_SIGNING_KEY")))]
+#[post("/v1/objects/url")]
+pub(crate) async fn download_url(
+    caller: Caller,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<DownloadUrlRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Scope::Consume)?;
+    let DownloadUrlRequest {
+        key,
+        expires_in,
+        download_filename,
+    } = body.into_inner();
+    let downloads = &state.downloads;
+    let ttl = match expires_in {
+        None => downloads
+            .default_ttl
+            .min(Duration::from_secs(MAX_EXPIRES_IN)),
+        Some(s) if (1..=MAX_EXPIRES_IN).contains(&s) => Duration::from_secs(s),
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(format!(
+                "expires_in must be between 1 and {MAX_EXPIRES_IN} seconds"
+            )))
+        }
+    };
+    if download_filename
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_FILENAME_LEN)
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "download_filename is longer than {MAX_FILENAME_LEN} bytes"
+        )));
+    }
+    ObjectRegistry::new(state.pool.clone())
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
+    let filename = download_filename.as_deref();
+    let (url, expires_at) = match &downloads.served {
+        Some(served) => served.sign(&req, &key, ttl, filename)?,
+        None => {
+            let presigned = state
+                .store
+                .presign_get(&key, ttl, filename)
+                .await
+                .map_err(store_error)?;
+            (presigned.url, presigned.expires_at)
+        }
+    };
+    Ok(HttpResponse::Ok().json(DownloadUrl { url, expires_at }))
+}
+
+impl ServedFiles {
+    fn sign(
+        &self,
+        req: &HttpRequest,
+        key: &str,
+        ttl: Duration,
+        filename: Option<&str>,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
+        let secret = self.signing_key.clone().ok_or_else(|| {
+            ApiError::Unavailable(
+                "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
+                 (the same secret on every API pod)"
+                    .into(),
+            )
+        })?;
+        let base = match &self.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let info = req.connection_info();
+                Url::parse(&format!("{}://{}/", info.scheme(), info.host())).map_err(|_| {
+                    ApiError::InvalidRequest("the request's host cannot name a URL".into())
+                })?
+            }
+        };
+        let signer = UrlSigner::new(base, secret).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let ttl = chrono::Duration::from_std(ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
+        // The URL carries whole seconds: report the expiry it really has.
+        let expires_at = DateTime::from_timestamp((Utc::now() + ttl).timestamp(), 0)
+            .ok_or_else(|| ApiError::Internal("download URL expiry out of range".into()))?;
+        Ok((signer.sign(key, expires_at, filename), expires_at))
+    }
+}
+
+/// Serves a file of the filesystem store to whoever holds a valid signed URL
+/// (no bearer token), with Range, If-Range and conditional requests.
+#[utoipa::path(get, path = "/v1/files/{key}", security(()), params(("key" = String, Path, description = "The object key, slashes included"), ("expires" = i64, Query), ("filename" = Option<String>, Query), ("sig" = String, Query)), responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 206, description = "The requested range"), (status = 403, body = Problem, description = "Signature invalid or expired"), (status = 404, body = Problem), (status = 416, description = "Range not satisfiable")))]
+#[route("/v1/files/{key:.*}", method = "GET", method = "HEAD")]
+pub(crate) async fn serve_file(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let served = state
+        .downloads
+        .served
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such route"))?;
+    // The signature first: without one, nobody learns whether a key exists.
+    let verified = served
+        .verifier
+        .as_ref()
+        .ok_or(SignatureError::Invalid)
+        .and_then(|v| v.verify_query(&key, req.query_string(), Utc::now()));
+    let filename = match verified {
+        Ok(filename) => filename,
+        Err(e) => return Ok(refused(e)),
+    };
+    let (file, _) = served.store.open(&key).await.map_err(store_error)?;
+    let path = served.store.path_of(&key).map_err(store_error)?;
+    let file = NamedFile::from_file(file.into_std().await, path)
+        .map_err(|e| ApiError::Internal(format!("serving {key}: {e}")))?;
+    let name = filename.unwrap_or_else(|| key.rsplit('/').next().unwrap_or_default().to_owned());
+    let mut response = file.disable_content_disposition().into_response(&req);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0"),
+    );
+    let disposition = HeaderValue::from_str(&content_disposition(&name))
+        .map_err(|e| ApiError::Internal(format!("content disposition: {e}")))?;
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
+    Ok(response)
+}
+
+/// 403 `forbidden` for a bad or expired signature (ApiError's 403 speaks of
+/// token scopes, which this route has none of).
+fn refused(e: SignatureError) -> HttpResponse {
+    tracing::info!(code = "forbidden", error = %e, "download refused");
+    let detail = match e {
+        SignatureError::Expired => "the download URL has expired",
+        SignatureError::Invalid => "the download URL's signature is invalid",
+    };
+    HttpResponse::Forbidden()
+        .content_type("application/problem+json")
+        .json(json!({
+            "type": "https://claimcheck.dev/problems/forbidden",
+            "title": "Forbidden",
+            "status": 403,
+            "code": "forbidden",
+            "detail": detail,
+        }))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound | StoreError::InvalidKey(_) => ApiError::not_found("object not found"),
+        StoreError::Unavailable(m) => {
+            ApiError::Unavailable(format!("object store unavailable: {m}"))
+        }
+        other => ApiError::Internal(other.to_string()),
+    }
+}
