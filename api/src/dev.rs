@@ -15,9 +15,12 @@ use anyhow::{bail, Context};
 use claimcheck::{
     config::{Config, StoreConfig},
     db,
+    jobs::{self, JobContext, JobSettings},
+    metrics::Metrics,
     tokens::{Scope, TokenStore},
 };
 use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
 
 /// A PostgreSQL cluster dev started; stopped when dropped.
 pub struct DevPostgres {
@@ -64,6 +67,37 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Option<DevPostgres>>
         .await
         .context("migrating the dev database")?;
     Ok(postgres)
+}
+
+/// The worker loops running inside the dev process.
+pub struct DevWorker {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DevWorker {
+    /// Stops the loops and waits for them to hand back their work.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the delete worker, sweeper and reaper in this process, as
+/// `claimcheck-worker` would in production.
+pub async fn start_worker(config: &Config) -> anyhow::Result<DevWorker> {
+    let url = config.database_url.clone().expect("prepared");
+    let pool = db::connect(&url, 4)?;
+    let store = jobs::store_from_config(&config.store).await?;
+    let ctx = JobContext::new(
+        pool,
+        store,
+        Metrics::new(),
+        JobSettings::from_config(config),
+    );
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(jobs::run(ctx, url, cancel.clone()));
+    Ok(DevWorker { cancel, task })
 }
 
 /// Mints an `upload`+`consume`+`admin` token for the developer.

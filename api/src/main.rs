@@ -40,6 +40,12 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::from_env()?;
+    if matches!(cli.command, Some(Command::Dev))
+        && std::env::var_os("CLAIMCHECK_LOG_FORMAT").is_none()
+    {
+        // A person reads dev's logs, not a log pipeline.
+        config.log_format = claimcheck::config::LogFormat::Pretty;
+    }
     telemetry::init(config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -51,9 +57,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev => {
             let _postgres = dev::prepare(&mut config).await?;
             let token = dev::mint_token(&config).await?;
+            let worker = dev::start_worker(&config).await?;
             let app = startup::Application::build(config).await?;
             dev::announce(app.port(), &token);
-            app.run_until_stopped().await
+            let served = app.run_until_stopped().await;
+            worker.stop().await;
+            served
         }
         Command::Shared(command) => {
             let mut out = std::io::stdout();
