@@ -98,7 +98,10 @@ async fn a_rollback_keeps_the_claim_and_a_commit_makes_the_object_permanent() {
     assert_eq!(swept.unconsumed, 1, "{swept:?}");
     assert_eq!(delete_worker::drain(&ctx).await.unwrap().done, 1);
     assert!(!exists(&*store, &left).await);
-    assert!(exists(&*store, &kept).await, "a consumed object is permanent");
+    assert!(
+        exists(&*store, &kept).await,
+        "a consumed object is permanent"
+    );
     assert_eq!(registry(&db).await, [kept.clone()]);
     store.delete(&kept).await.unwrap();
 }
@@ -206,18 +209,28 @@ async fn replace_queues_deletes_only_for_the_dropped_keys() {
     // Empty new side: everything old goes. Then `delete` says `deleted`.
     let mut tx = client.transaction().await.unwrap();
     let mut files = Files::new(&mut tx);
-    assert!(files.replace(OWNER, &[b.clone()], &[]).await.unwrap().is_empty());
-    files.consume(OWNER, std::slice::from_ref(&d)).await.unwrap();
-    files.delete(&[c.clone(), d.clone(), d.clone()]).await.unwrap();
+    assert!(files
+        .replace(OWNER, &[b.clone()], &[])
+        .await
+        .unwrap()
+        .is_empty());
+    files
+        .consume(OWNER, std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    files
+        .delete(&[c.clone(), d.clone(), d.clone()])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    let reasons = |r: &str| vec![r.to_string()];
+    let row = |k: &String, r: &str| (k.clone(), r.to_string());
     assert_eq!(
         queue(&db).await,
         [
-            (a, reasons("replaced").remove(0)),
-            (b, reasons("replaced").remove(0)),
-            (c, reasons("deleted").remove(0)),
-            (d, reasons("deleted").remove(0)),
+            row(&a, "replaced"),
+            row(&b, "replaced"),
+            row(&c, "deleted"),
+            row(&d, "deleted"),
         ]
     );
     assert!(registry(&db).await.is_empty());
@@ -246,6 +259,16 @@ async fn a_business_role_with_the_documented_grants_uses_the_sql_api() {
     tx.batch_execute(&format!("SET LOCAL ROLE {role}"))
         .await
         .unwrap();
+    let direct = tx
+        .execute("DELETE FROM claimcheck.upload_claims", &[])
+        .await;
+    assert!(direct.is_err(), "the role cannot touch the tables directly");
+    drop(tx);
+
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(&format!("SET LOCAL ROLE {role}"))
+        .await
+        .unwrap();
     let row = tx
         .query_one(
             "SELECT object_key, filename FROM claimcheck.consume_claims($1, ARRAY[$2])",
@@ -257,20 +280,19 @@ async fn a_business_role_with_the_documented_grants_uses_the_sql_api() {
     tx.execute("INSERT INTO public.docs VALUES ($1)", &[&key])
         .await
         .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(registry(&db).await, [key.clone()]);
+
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(&format!("SET LOCAL ROLE {role}"))
+        .await
+        .unwrap();
     tx.query_one("SELECT claimcheck.schedule_delete($1, 'deleted')", &[&key])
         .await
         .unwrap();
-    let direct = tx
-        .execute("DELETE FROM claimcheck.upload_claims", &[])
-        .await;
-    assert!(direct.is_err(), "the role cannot touch the tables directly");
-    drop(tx); // rolled back: nothing happened
+    tx.commit().await.unwrap();
     assert!(registry(&db).await.is_empty());
-    assert!(queue(&db).await.is_empty());
-    assert_eq!(
-        count(&db, "SELECT count(*) FROM claimcheck.upload_claims").await,
-        1
-    );
+    assert_eq!(queue(&db).await, [(key, "deleted".to_string())]);
     client
         .batch_execute(&format!(
             "DROP TABLE public.docs; DROP OWNED BY {role}; DROP ROLE {role};"

@@ -1,10 +1,12 @@
 //! One test binary for the whole suite: each file under `tests/` would be its
 //! own binary linking aws-sdk-s3 again, which costs minutes on 2 cores.
 
+mod adoption;
 mod api_multipart;
 mod api_uploads;
 mod audit;
 mod claims;
+mod dev;
 mod migrations;
 mod object_store;
 mod queue;
