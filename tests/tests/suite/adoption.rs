@@ -90,7 +90,7 @@ async fn a_rollback_keeps_the_claim_and_a_commit_makes_the_object_permanent() {
         .unwrap();
     tx.commit().await.unwrap();
     assert!(claims.get_by_key(&kept).await.unwrap().is_none());
-    assert_eq!(registry(&db).await, [kept.clone()]);
+    assert_eq!(registry(&db).await, std::slice::from_ref(&kept));
 
     // Both claims were past their unconsumed TTL: the sweeper takes the one
     // left behind and never the consumed one.
@@ -102,7 +102,7 @@ async fn a_rollback_keeps_the_claim_and_a_commit_makes_the_object_permanent() {
         exists(&*store, &kept).await,
         "a consumed object is permanent"
     );
-    assert_eq!(registry(&db).await, [kept.clone()]);
+    assert_eq!(registry(&db).await, std::slice::from_ref(&kept));
     store.delete(&kept).await.unwrap();
 }
 
@@ -200,7 +200,7 @@ async fn replace_queues_deletes_only_for_the_dropped_keys() {
     // A replace whose new key cannot be consumed queues nothing either.
     let mut tx = client.transaction().await.unwrap();
     let refused = Files::new(&mut tx)
-        .replace(OWNER, &[b.clone()], &["att/none".to_string()])
+        .replace(OWNER, std::slice::from_ref(&b), &["att/none".to_string()])
         .await;
     assert!(matches!(refused, Err(ConsumeError::Missing(m)) if m == ["att/none"]));
     tx.commit().await.unwrap();
@@ -210,7 +210,7 @@ async fn replace_queues_deletes_only_for_the_dropped_keys() {
     let mut tx = client.transaction().await.unwrap();
     let mut files = Files::new(&mut tx);
     assert!(files
-        .replace(OWNER, &[b.clone()], &[])
+        .replace(OWNER, std::slice::from_ref(&b), &[])
         .await
         .unwrap()
         .is_empty());
@@ -281,7 +281,7 @@ async fn a_business_role_with_the_documented_grants_uses_the_sql_api() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(registry(&db).await, [key.clone()]);
+    assert_eq!(registry(&db).await, std::slice::from_ref(&key));
 
     let tx = client.transaction().await.unwrap();
     tx.batch_execute(&format!("SET LOCAL ROLE {role}"))

@@ -250,7 +250,7 @@ async fn consume_races_the_unconsumed_sweep_with_one_winner_per_claim() {
             let mut consumed = Vec::new();
             for key in keys {
                 let mut tx = client.transaction().await.unwrap();
-                match ObjectRegistry::consume_in(&mut tx, "o", &[key.clone()]).await {
+                match ObjectRegistry::consume_in(&mut tx, "o", std::slice::from_ref(&key)).await {
                     Ok(objects) => {
                         assert_eq!(objects.len(), 1);
                         tx.commit().await.unwrap();
@@ -346,7 +346,7 @@ async fn two_transactions_consuming_one_key_have_one_winner() {
     store.mark_uploaded(c.id, None, None).await.unwrap();
     let (mut a, mut b) = (db.client().await, db.client().await);
     let mut ta = a.transaction().await.unwrap();
-    ObjectRegistry::consume_in(&mut ta, "o", &[c.key.clone()])
+    ObjectRegistry::consume_in(&mut ta, "o", std::slice::from_ref(&c.key))
         .await
         .unwrap();
     let key = c.key.clone();
@@ -372,7 +372,7 @@ async fn schedule_delete_moves_a_registry_row_to_the_queue() {
     store.mark_uploaded(c.id, None, None).await.unwrap();
     let mut client = db.client().await;
     let mut tx = client.transaction().await.unwrap();
-    ObjectRegistry::consume_in(&mut tx, "o", &[c.key.clone()])
+    ObjectRegistry::consume_in(&mut tx, "o", std::slice::from_ref(&c.key))
         .await
         .unwrap();
     tx.commit().await.unwrap();
