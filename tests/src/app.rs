@@ -128,6 +128,17 @@ impl TestApp {
             .bearer_auth(&self.token)
     }
 
+    /// `GET base+path` with the upload token, as JSON (any status).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Starts a chunked upload of `size` bytes; returns the claim JSON.
     pub async fn init(&self, size: u64, part_size: Option<u64>) -> Value {
         let mut body = serde_json::json!({

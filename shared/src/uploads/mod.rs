@@ -19,8 +19,8 @@ pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
 pub use single::SingleUpload;
 
 use crate::{
-    db::{deletes::NewDelete, ClaimStore, DbError, DeleteQueue, PartStore},
-    domain::{Claim, ClaimStatus, DeleteReason},
+    db::{claims::NewClaim, deletes::NewDelete, ClaimStore, DbError, DeleteQueue, PartStore},
+    domain::{object_key, Claim, ClaimStatus, DeleteReason},
     store::{ObjectStore, StoreError},
 };
 
@@ -214,6 +214,36 @@ impl Uploads {
                 Some(_) => Ok(()),
                 None => Err(UploadError::NotFound),
             },
+        }
+    }
+
+    /// A new pending claim of `owner`'s, with a server-chosen key.
+    fn new_claim(
+        &self,
+        owner: &str,
+        filename: &str,
+        content_type: &str,
+        size: u64,
+        public: bool,
+        parts: Option<(i64, i32)>,
+    ) -> NewClaim {
+        let id = Uuid::now_v7();
+        NewClaim {
+            id,
+            key: object_key(
+                &self.limits.key_prefix,
+                public,
+                id,
+                filename,
+                chrono::Utc::now(),
+            ),
+            owner: owner.to_owned(),
+            filename: filename.to_owned(),
+            content_type: content_type.to_owned(),
+            size: size as i64,
+            public,
+            parts,
+            ttl: self.limits.claim_ttl,
         }
     }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -13,8 +12,8 @@ use super::{
     ttl, UploadError, Uploads,
 };
 use crate::{
-    db::claims::{NewClaim, Transition},
-    domain::{composite_sha256, object_key, part_layout, Claim, ClaimStatus, Part},
+    db::claims::Transition,
+    domain::{composite_sha256, part_layout, Claim, ClaimStatus, Part},
     store::{ByteStream, CompletedPart, PresignedRequest, Sha256Tap, StoreError, MAX_PARTS},
 };
 
@@ -69,24 +68,15 @@ impl Uploads {
         check_filename(&req.filename)?;
         let part_size = choose_part_size(req.size, req.part_size, self.limits.part_size)?;
         let (part_count, _) = part_layout(req.size, part_size);
-        let id = Uuid::now_v7();
-        let new = NewClaim {
-            id,
-            key: object_key(
-                &self.limits.key_prefix,
-                req.public,
-                id,
-                &req.filename,
-                Utc::now(),
-            ),
-            owner: owner.to_owned(),
-            filename: req.filename,
-            content_type: content_type.clone(),
-            size: req.size as i64,
-            public: req.public,
-            parts: Some((part_size as i64, part_count as i32)),
-            ttl: ttl(&self.limits),
-        };
+        let parts = Some((part_size as i64, part_count as i32));
+        let new = self.new_claim(
+            owner,
+            &req.filename,
+            &content_type,
+            req.size,
+            req.public,
+            parts,
+        );
         let (claim, existing) = self
             .claims
             .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)

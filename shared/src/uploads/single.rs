@@ -1,12 +1,9 @@
 //! Single-shot uploads: the whole object in one request body.
 
-use chrono::Utc;
-use uuid::Uuid;
-
-use super::{ttl, UploadError, Uploads};
+use super::{UploadError, Uploads};
 use crate::{
-    db::{claims::NewClaim, claims::Transition, deletes::NewDelete},
-    domain::{object_key, Claim, ClaimStatus, DeleteReason},
+    db::{claims::Transition, deletes::NewDelete},
+    domain::{Claim, ClaimStatus, DeleteReason},
     store::{ByteStream, Sha256Tap},
 };
 
@@ -52,24 +49,7 @@ impl Uploads {
         body: ByteStream,
     ) -> Result<(Claim, bool), UploadError> {
         let (len, content_type) = self.check_single(&req)?;
-        let id = Uuid::now_v7();
-        let new = NewClaim {
-            id,
-            key: object_key(
-                &self.limits.key_prefix,
-                req.public,
-                id,
-                &req.filename,
-                Utc::now(),
-            ),
-            owner: owner.to_owned(),
-            filename: req.filename.clone(),
-            content_type: content_type.clone(),
-            size: len as i64,
-            public: req.public,
-            parts: None,
-            ttl: ttl(&self.limits),
-        };
+        let new = self.new_claim(owner, &req.filename, &content_type, len, req.public, None);
         let (claim, existing) = self
             .claims
             .create_idempotent(

@@ -58,14 +58,7 @@ async fn resumable_out_of_order_upload(store: Store) {
         );
     }
     // The client restarts: it asks what arrived and sends the rest.
-    let status: Value = app
-        .req(Method::GET, &format!("/v1/uploads/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = app.get_json(&format!("/v1/uploads/{id}")).await;
     let have: Vec<u64> = status["parts"]
         .as_array()
         .unwrap()
@@ -250,14 +243,7 @@ async fn a_client_that_disconnects_mid_part_leaves_nothing() {
             .await,
         0
     );
-    let status: Value = app
-        .req(Method::GET, &format!("/v1/uploads/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = app.get_json(&format!("/v1/uploads/{id}")).await;
     assert_eq!(status["status"], "pending");
     let store = s3_store().await;
     let key = claim["key"].as_str().unwrap();

@@ -76,23 +76,9 @@ async fn single_shot_round_trip(store: Store) {
     assert_eq!(store_of(&app).await.head(key).await.unwrap().size, 300_000);
 
     let id = claim["id"].as_str().unwrap();
-    let got: Value = app
-        .req(Method::GET, &format!("/v1/uploads/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/v1/uploads/{id}")).await;
     assert_eq!(got["key"], claim["key"]);
-    let list: Value = app
-        .req(Method::GET, "/v1/uploads?status=uploaded")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/v1/uploads?status=uploaded").await;
     assert_eq!(list["items"][0]["id"], claim["id"]);
 
     // Discarding an unconsumed upload queues its object's delete.
@@ -418,15 +404,7 @@ async fn an_unreachable_store_answers_503_and_keeps_no_claim() {
         0
     );
     // Readiness follows PostgreSQL only, and reports the store.
-    let ready: Value = app
-        .http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     assert!(
         ready["store"].as_str().unwrap().starts_with("unavailable"),
@@ -437,15 +415,7 @@ async fn an_unreachable_store_answers_503_and_keeps_no_claim() {
 #[tokio::test]
 async fn openapi_describes_every_endpoint_and_the_problem_shape() {
     let app = TestApp::spawn(Store::Fs).await;
-    let doc: Value = app
-        .http
-        .get(format!("{}/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_json("/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/v1/uploads",

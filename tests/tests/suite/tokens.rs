@@ -84,29 +84,21 @@ async fn expired_tokens_are_refused_and_use_is_recorded_once_a_minute() {
             .send()
     };
     assert_eq!(get().await.unwrap().status(), 200);
-    let first: chrono::DateTime<chrono::Utc> = app
-        .db
-        .client()
-        .await
-        .query_one(
-            "SELECT last_used_at FROM claimcheck.api_tokens WHERE owner = 'dave'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let last_used = || async {
+        app.db
+            .client()
+            .await
+            .query_one(
+                "SELECT last_used_at FROM claimcheck.api_tokens WHERE owner = 'dave'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, chrono::DateTime<chrono::Utc>>(0)
+    };
+    let first = last_used().await;
     assert_eq!(get().await.unwrap().status(), 200);
-    let second: chrono::DateTime<chrono::Utc> = app
-        .db
-        .client()
-        .await
-        .query_one(
-            "SELECT last_used_at FROM claimcheck.api_tokens WHERE owner = 'dave'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let second = last_used().await;
     assert_eq!(
         first, second,
         "a second use within the minute writes nothing"
