@@ -10,9 +10,11 @@ use std::{future::Future, io, time::Duration};
 
 use actix_web::web;
 use bytes::Bytes;
-use claimcheck::store::ByteStream;
+use claimcheck::{metrics::Metrics, store::ByteStream};
 use futures::StreamExt;
 use tokio::sync::mpsc;
+
+use crate::observe::InFlight;
 
 /// Chunks buffered between the payload and the store, per upload.
 pub const CHANNEL_CHUNKS: usize = 4;
@@ -26,14 +28,19 @@ pub fn pump(
     mut payload: web::Payload,
     declared: u64,
     idle: Duration,
+    metrics: &Metrics,
 ) -> (ByteStream, impl Future<Output = ()>) {
+    let in_flight = InFlight::start(metrics);
+    let bytes_total = metrics.upload_bytes_total.clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_CHUNKS);
     let feed = async move {
+        let _in_flight = in_flight;
         let mut seen = 0u64;
         loop {
             let item = match tokio::time::timeout(idle, payload.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     seen += chunk.len() as u64;
+                    bytes_total.inc_by(chunk.len() as u64);
                     Ok(chunk)
                 }
                 Ok(Some(Err(e))) => Err(io::Error::new(

@@ -41,6 +41,14 @@ impl Drop for DevPostgres {
 
 /// Points `config` at the dev database and store, migrated and ready.
 pub async fn prepare(config: &mut Config) -> anyhow::Result<Option<DevPostgres>> {
+    // One process signs and serves its own download URLs: a random key will do.
+    config.url_signing_key.get_or_insert_with(|| {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    });
     if !matches!(config.store, StoreConfig::Fs { .. }) {
         tracing::warn!("dev always uses the filesystem store; CLAIMCHECK_STORE is ignored");
         config.store = StoreConfig::Fs {

@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod dev;
 mod error;
+mod observe;
 mod openapi;
 mod routes;
 mod startup;
@@ -46,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
         // A person reads dev's logs, not a log pipeline.
         config.log_format = claimcheck::config::LogFormat::Pretty;
     }
-    telemetry::init(config.log_format);
+    let _telemetry = telemetry::init("claimcheck-api", config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             startup::Application::build(config)

@@ -14,6 +14,7 @@ use utoipa::{
 };
 
 use crate::routes::{
+    admin,
     adoption::{self, downloads},
     health, multipart, tokens, uploads,
 };
@@ -113,6 +114,9 @@ impl Modify for BearerAuth {
         downloads::download_url,
         downloads::serve_file,
         openapi_json,
+        admin::queue,
+        admin::retry_dead,
+        admin::metrics,
     ),
     components(schemas(
         Problem, Claim, ClaimStatus, ClaimWithParts, ClaimPage, PartReceipt, InitMultipart,

@@ -5,19 +5,21 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_cors::Cors;
 use actix_web::{
-    dev::Server, error::InternalError, http::header, web, App, HttpResponse, HttpServer,
+    dev::Server, error::InternalError, http::header, middleware::from_fn, web, App, HttpResponse,
+    HttpServer,
 };
 use claimcheck::{
     config::Config,
     db,
     jobs::store_from_config,
-    store::ObjectStore,
+    metrics::Metrics,
+    store::{instrumented::Instrumented, ObjectStore},
     tokens::TokenStore,
     uploads::{Limits, Uploads},
 };
 use deadpool_postgres::Pool;
 
-use crate::{error::ApiError, routes, routes::adoption::downloads::Downloads};
+use crate::{error::ApiError, observe, routes, routes::adoption::downloads::Downloads};
 
 /// What handlers share.
 pub struct AppState {
@@ -35,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn ObjectStore>,
     /// The key prefix (readiness probes under it).
     pub key_prefix: String,
+    /// The process's metrics.
+    pub metrics: Metrics,
     /// Download URLs: presigned by S3, or signed and served by the API.
     pub downloads: Downloads,
 }
@@ -57,7 +61,10 @@ impl Application {
         let downloads = Downloads::from_config(&config).await?;
         let listener = TcpListener::bind(config.listen)?;
         let port = listener.local_addr()?.port();
+        let metrics = Metrics::new();
+        let store = Instrumented::wrap(store, Some(metrics.clone()));
         let state = web::Data::new(AppState {
+            metrics,
             tokens: TokenStore::new(pool.clone()),
             uploads: Uploads::new(pool.clone(), store.clone(), Limits::from_config(&config)),
             store,
@@ -71,6 +78,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(cors(&cors_origins))
+                .wrap(from_fn(observe::observe))
                 .app_data(state.clone())
                 .app_data(
                     web::JsonConfig::default()

@@ -12,6 +12,8 @@ use tokio::{
 
 use crate::{binary, db::TestDb, required_env, stores::test_prefix};
 
+type Logs = Arc<std::sync::Mutex<Vec<String>>>;
+
 /// Which object store the app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
@@ -39,6 +41,8 @@ pub struct TestApp {
     pub prefix: String,
     /// The filesystem store's root, for the fs store.
     pub fs_root: Option<Arc<tempfile::TempDir>>,
+    /// Every line the process logged so far.
+    pub logs: Arc<std::sync::Mutex<Vec<String>>>,
     env: Vec<(String, String)>,
     child: Child,
 }
@@ -79,8 +83,9 @@ impl TestApp {
             .await
             .unwrap()
             .token;
-        let (child, base) = start(&db.url, &env).await;
+        let (child, base, logs) = start(&db.url, &env).await;
         Self {
+            logs,
             base,
             db,
             token,
@@ -96,8 +101,9 @@ impl TestApp {
 
     /// A second API process on the same database and store: no sticky sessions.
     pub async fn another(&self) -> TestApp {
-        let (child, base) = start(&self.db.url, &self.env).await;
+        let (child, base, logs) = start(&self.db.url, &self.env).await;
         TestApp {
+            logs,
             base,
             db: self.db.clone(),
             token: self.token.clone(),
@@ -225,7 +231,7 @@ pub fn s3_env() -> Vec<(String, String)> {
 }
 
 /// Starts the binary on port 0 and reads the port it bound from its log.
-async fn start(database_url: &str, env: &[(String, String)]) -> (Child, String) {
+async fn start(database_url: &str, env: &[(String, String)]) -> (Child, String, Logs) {
     let mut child = Command::new(binary("claimcheck-api"))
         .env("DATABASE_URL", database_url)
         .env("CLAIMCHECK_LISTEN", "127.0.0.1:0")
@@ -251,9 +257,16 @@ async fn start(database_url: &str, env: &[(String, String)]) -> (Child, String) 
     })
     .await
     .expect("claimcheck-api listens within 30 s");
-    // Keep draining the log so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://127.0.0.1:{port}"))
+    // Keep reading the log so the process never blocks on a full pipe, and
+    // keep it for tests that check what was (not) logged.
+    let logs = Logs::default();
+    let kept = logs.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().expect("log buffer").push(line);
+        }
+    });
+    (child, format!("http://127.0.0.1:{port}"), logs)
 }
 
 impl TestApp {

@@ -13,6 +13,7 @@ use claimcheck::{
     db,
     jobs::{self, JobContext, JobSettings},
     metrics::Metrics,
+    store::instrumented::Instrumented,
     telemetry,
 };
 use clap::{Parser, Subcommand};
@@ -43,7 +44,7 @@ enum Command {
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
-    telemetry::init(config.log_format);
+    let _telemetry = telemetry::init("claimcheck-worker", config.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config).await.map(|()| ExitCode::SUCCESS),
         Command::Audit => audit(config).await,
@@ -68,7 +69,8 @@ async fn context(config: &Config) -> anyhow::Result<(JobContext, String)> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
     let pool = db::connect(&url, config.db_pool_size)?;
-    let store = jobs::store_from_config(&config.store).await?;
+    // Spans for every store call; the jobs time the calls themselves.
+    let store = Instrumented::wrap(jobs::store_from_config(&config.store).await?, None);
     let ctx = JobContext::new(
         pool,
         store,

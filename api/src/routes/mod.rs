@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource. Handlers stay thin: they parse,
 //! call the library, and map the outcome to a response.
 
+pub mod admin;
 pub mod adoption;
 pub mod health;
 pub mod multipart;
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(multipart::configure)
         .configure(uploads::configure)
         .configure(tokens::configure)
+        .configure(admin::configure)
         .configure(adoption::configure)
         .service(crate::openapi::openapi_json);
 }

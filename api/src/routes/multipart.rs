@@ -60,7 +60,12 @@ pub(crate) async fn put_part(
     let n = part_number(&path.1);
     let len = content_length(&req);
     let sha256 = header(&req, "x-content-sha256");
-    let (body, feed) = pump(payload, len.unwrap_or(0), state.body_idle_timeout);
+    let (body, feed) = pump(
+        payload,
+        len.unwrap_or(0),
+        state.body_idle_timeout,
+        &state.metrics,
+    );
     let receipt = with_pump(
         feed,
         state.uploads.put_part(owner, id, n, len, sha256, body),

@@ -55,7 +55,7 @@ pub(crate) async fn create(
     };
     // Refuse before reading a byte when the headers already say no.
     let (len, _) = state.uploads.check_single(&upload)?;
-    let (body, feed) = pump(payload, len, state.body_idle_timeout);
+    let (body, feed) = pump(payload, len, state.body_idle_timeout, &state.metrics);
     let (claim, existing) = with_pump(feed, state.uploads.put_single(owner, upload, body)).await?;
     let status = if existing { 200 } else { 201 };
     Ok(claim_response(&state, &claim, status))

@@ -14,6 +14,7 @@
 
 pub mod body;
 pub mod fs;
+pub mod instrumented;
 pub mod key;
 pub mod s3;
 pub mod signed_url;

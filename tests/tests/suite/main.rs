@@ -9,6 +9,7 @@ mod claims;
 mod dev;
 mod migrations;
 mod object_store;
+mod operate;
 mod queue;
 mod sweeper;
 mod tokens;

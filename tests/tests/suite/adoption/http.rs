@@ -325,3 +325,29 @@ async fn fs_download_urls_name_the_public_url_and_need_a_signing_key() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn openapi_describes_the_adoption_routes() {
+    let app = TestApp::spawn(Store::Fs).await;
+    let doc: Value = reqwest::get(format!("{}/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/v1/claims/consume", "post"),
+        ("/v1/objects/{key}", "get"),
+        ("/v1/deletes", "post"),
+        ("/v1/objects/url", "post"),
+        ("/v1/files/{key}", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert_eq!(
+        doc["paths"]["/v1/files/{key}"]["get"]["security"],
+        json!([{}]),
+        "signed downloads take no bearer token"
+    );
+    assert!(doc["components"]["schemas"]["RegistryObject"].is_object());
+}
