@@ -367,3 +367,27 @@ async fn two_api_processes_serve_one_upload_alternately() {
     .await;
     assert_eq!((s, seen["status"].as_str()), (200, Some("uploaded")));
 }
+
+#[tokio::test]
+async fn a_re_uploaded_part_replaces_the_first() {
+    let app = TestApp::spawn(Store::S3).await;
+    let id = id_of(&app.init(6 * MIB, Some(5 * MIB)).await);
+    assert_eq!(put(&app, &id, 1, 10, 5 * MIB).await.status(), 200);
+    assert_eq!(put(&app, &id, 2, 20, MIB).await.status(), 200);
+    // The client is not sure part 1 arrived and sends other bytes for it.
+    assert_eq!(put(&app, &id, 1, 11, 5 * MIB).await.status(), 200);
+    let status = app.get_json(&format!("/v1/uploads/{id}")).await;
+    assert_eq!(status["parts"][0]["sha256"], random_sha256(11, 5 * MIB));
+    let (s, done) = code(app.complete(&id).await).await;
+    assert_eq!(s, 200, "{done}");
+    let digests = [random_sha256(11, 5 * MIB), random_sha256(20, MIB)];
+    assert_eq!(
+        done["sha256"].as_str(),
+        composite_sha256(digests.iter().map(|d| Some(d.as_str()))).as_deref()
+    );
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM claimcheck.upload_parts")
+            .await,
+        2
+    );
+}
