@@ -46,13 +46,13 @@ else
         "{\"accessKeyId\":\"$AWS_ACCESS_KEY_ID\",\"secretAccessKey\":\"$AWS_SECRET_ACCESS_KEY\",\"name\":\"claimcheck\"}" >/dev/null
 fi
 
-if bucket=$(api GET "/v2/GetBucketInfo?globalAlias=$BUCKET" 2>/dev/null); then
+if info=$(api GET "/v2/GetBucketInfo?globalAlias=$BUCKET" 2>/dev/null); then
     echo "bucket $BUCKET exists"
 else
     echo "creating bucket $BUCKET"
-    bucket=$(api POST /v2/CreateBucket "{\"globalAlias\":\"$BUCKET\"}")
+    info=$(api POST /v2/CreateBucket "{\"globalAlias\":\"$BUCKET\"}")
 fi
-id=$(printf '%s' "$bucket" | field id)
+id=$(printf '%s' "$info" | field id)
 [ -n "$id" ] || { echo "could not read the bucket id" >&2; exit 1; }
 api POST /v2/AllowBucketKey \
     "{\"bucketId\":\"$id\",\"accessKeyId\":\"$AWS_ACCESS_KEY_ID\",\"permissions\":{\"read\":true,\"write\":true,\"owner\":true}}" >/dev/null

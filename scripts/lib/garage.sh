@@ -20,6 +20,12 @@
 # Or execute it, for fault-injection tests (uses the exported
 # CLAIMCHECK_TEST_GARAGE_BIN / _CONFIG / _PIDFILE):
 #   scripts/lib/garage.sh stop|kill|start|restart|status
+#   scripts/lib/garage.sh start-private   a Garage of the caller's own (so
+#                          stopping it disturbs no other test); prints the
+#                          CLAIMCHECK_GARAGE_DIR, CLAIMCHECK_TEST_S3_* and
+#                          CLAIMCHECK_TEST_GARAGE_* lines to pass back
+#   scripts/lib/garage.sh cleanup         stop it and delete its directory
+#                          (needs CLAIMCHECK_GARAGE_DIR too)
 
 [[ -n "${_CC_GARAGE_SH:-}" ]] && return 0
 _CC_GARAGE_SH=1
@@ -269,13 +275,22 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     kill) garage_kill ;;
     start) garage_start ;;
     restart) garage_restart ;;
+    start-private)
+        garage_start_private
+        for v in CLAIMCHECK_GARAGE_DIR CLAIMCHECK_TEST_GARAGE_BIN CLAIMCHECK_TEST_GARAGE_CONFIG \
+            CLAIMCHECK_TEST_GARAGE_PIDFILE CLAIMCHECK_TEST_S3_ENDPOINT CLAIMCHECK_TEST_S3_BUCKET \
+            CLAIMCHECK_TEST_S3_REGION CLAIMCHECK_TEST_S3_ACCESS_KEY CLAIMCHECK_TEST_S3_SECRET_KEY; do
+            printf '%s=%s\n' "$v" "${!v}"
+        done
+        ;;
+    cleanup) garage_cleanup ;;
     status)
         pid=$(_garage_pid) && _garage_alive "$pid" && echo "running (pid $pid)" && exit 0
         echo "stopped"
         exit 1
         ;;
     *)
-        echo "usage: $0 stop|kill|start|restart|status" >&2
+        echo "usage: $0 stop|kill|start|restart|status|start-private|cleanup" >&2
         echo "(needs CLAIMCHECK_TEST_GARAGE_BIN, CLAIMCHECK_TEST_GARAGE_CONFIG, CLAIMCHECK_TEST_GARAGE_PIDFILE)" >&2
         exit 2
         ;;

@@ -12,6 +12,17 @@
 #                         postgres, database postgres, trust auth).
 #   pg_stop_private       stop it and delete its directory (idempotent).
 #   pg_use_or_start       keep DATABASE_URL if it answers, else pg_start_private.
+#   pg_server_stop [MODE] stop the private cluster's server (default mode
+#                         fast: open connections are cut), keep its data.
+#   pg_server_start       start it again on the same port, same data; wait
+#                         until it answers.
+#
+# Or execute it, for fault-injection tests (a cluster of their own, so a
+# restart disturbs no other test):
+#   scripts/lib/postgres.sh start-private   prints CLAIMCHECK_PG_DIR=,
+#                                           CLAIMCHECK_PG_PORT=, DATABASE_URL=
+#   scripts/lib/postgres.sh stop [MODE] | start | destroy
+#                                           (need CLAIMCHECK_PG_DIR and _PORT)
 #
 # State: CLAIMCHECK_PG_DIR (temp dir: data/, socket, postgres.log),
 #        CLAIMCHECK_PG_PORT.
@@ -79,6 +90,11 @@ pg_url_answers() {
     fi
 }
 
+# The server options of a private cluster on PORT with its socket in DIR.
+_pg_server_opts() {
+    printf '%s' "-p $1 -k $2 -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+}
+
 pg_start_private() {
     [[ -n "${PG_BINDIR:-}" ]] || pg_ensure_installed
     local version major
@@ -109,7 +125,7 @@ pg_start_private() {
         port=$(cc_free_ports 1)
         cc_log "starting PostgreSQL $major on 127.0.0.1:$port"
         if _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" \
-            -w -t 60 -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            -w -t 60 -o "$(_pg_server_opts "$port" "$dir")" \
             start >/dev/null; then
             CLAIMCHECK_PG_PORT=$port
             export CLAIMCHECK_PG_PORT
@@ -154,3 +170,47 @@ pg_use_or_start() {
     fi
     pg_start_private
 }
+
+pg_server_stop() {
+    local mode=${1:-fast} dir=${CLAIMCHECK_PG_DIR:-}
+    [[ -n "$dir" && -d "$dir/data" ]] || cc_die "pg_server_stop: CLAIMCHECK_PG_DIR is not a private cluster"
+    [[ -n "${PG_BINDIR:-}" ]] || pg_ensure_installed
+    [[ -f "$dir/data/postmaster.pid" ]] || return 0
+    _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m "$mode" -w -t 30 stop >/dev/null
+}
+
+pg_server_start() {
+    local dir=${CLAIMCHECK_PG_DIR:-} port=${CLAIMCHECK_PG_PORT:-}
+    [[ -n "$dir" && -d "$dir/data" && -n "$port" ]] ||
+        cc_die "pg_server_start: CLAIMCHECK_PG_DIR / CLAIMCHECK_PG_PORT not set"
+    [[ -n "${PG_BINDIR:-}" ]] || pg_ensure_installed
+    if ! _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" \
+        -w -t 60 -o "$(_pg_server_opts "$port" "$dir")" start >/dev/null; then
+        tail -n 20 "$dir/postgres.log" >&2 || true
+        cc_die "PostgreSQL did not start again on port $port"
+    fi
+}
+
+# Executed directly: a private cluster for fault tests.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    set -euo pipefail
+    case "${1:-}" in
+    start-private)
+        pg_ensure_installed
+        pg_start_private
+        printf 'CLAIMCHECK_PG_DIR=%s\nCLAIMCHECK_PG_PORT=%s\nDATABASE_URL=%s\n' \
+            "$CLAIMCHECK_PG_DIR" "$CLAIMCHECK_PG_PORT" "$DATABASE_URL"
+        ;;
+    stop) pg_server_stop "${2:-fast}" ;;
+    start) pg_server_start ;;
+    destroy)
+        pg_ensure_installed
+        pg_stop_private
+        ;;
+    *)
+        echo "usage: $0 start-private | stop [fast|immediate] | start | destroy" >&2
+        echo "(stop/start/destroy need CLAIMCHECK_PG_DIR and CLAIMCHECK_PG_PORT)" >&2
+        exit 2
+        ;;
+    esac
+fi

@@ -2,6 +2,7 @@
 //! own binary linking aws-sdk-s3 again, which costs minutes on 2 cores.
 
 mod adoption;
+mod api_errors;
 mod api_multipart;
 mod api_uploads;
 mod audit;
@@ -11,6 +12,7 @@ mod migrations;
 mod object_store;
 mod operate;
 mod queue;
+mod support;
 mod sweeper;
 mod tokens;
 mod worker;
