@@ -134,6 +134,31 @@ impl TestApp {
             .bearer_auth(&self.token)
     }
 
+    /// `METHOD base+path` with the admin token, answered as JSON.
+    pub async fn admin_json(&self, method: reqwest::Method, path: &str) -> Value {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET base+path` with `token` (or none), for authentication checks.
+    pub async fn get_as(&self, token: Option<&str>, path: &str) -> reqwest::Response {
+        let req = self.http.get(format!("{}{path}", self.base));
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+        .send()
+        .await
+        .unwrap()
+    }
+
     /// `GET base+path` with the upload token, as JSON (any status).
     pub async fn get_json(&self, path: &str) -> Value {
         self.req(reqwest::Method::GET, path)

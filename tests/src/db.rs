@@ -50,6 +50,18 @@ impl TestDb {
         }
     }
 
+    /// The first column of every row `sql` returns, as text.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        self.client()
+            .await
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     /// A plain connection of its own (for transactions a test drives by hand).
     pub async fn client(&self) -> tokio_postgres::Client {
         connect(&self.url).await

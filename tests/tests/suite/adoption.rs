@@ -43,14 +43,8 @@ async fn queue(db: &TestDb) -> Vec<(String, String)> {
 }
 
 async fn registry(db: &TestDb) -> Vec<String> {
-    db.client()
+    db.strings("SELECT object_key FROM claimcheck.objects ORDER BY 1")
         .await
-        .query("SELECT object_key FROM claimcheck.objects ORDER BY 1", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test]

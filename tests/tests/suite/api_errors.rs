@@ -19,30 +19,13 @@ async fn auth_scope_size_type_and_cap_errors() {
     )
     .await;
     // 401: none, garbage, revoked.
-    let res = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_as(None, "/v1/uploads").await;
     problem(res, 401, "unauthorized").await;
-    let res = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .bearer_auth("cc_nope")
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_as(Some("cc_nope"), "/v1/uploads").await;
     problem(res, 401, "unauthorized").await;
     // 403: a consume-only token cannot upload.
     let consumer = app.token_for("svc", &[Scope::Consume]).await;
-    let res = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .bearer_auth(&consumer)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_as(Some(&consumer), "/v1/uploads").await;
     problem(res, 403, "forbidden").await;
     // 413 before reading: Content-Length over the limit.
     problem(
@@ -104,21 +87,9 @@ async fn auth_scope_size_type_and_cap_errors() {
         .unwrap();
     let bob = minted["token"].as_str().unwrap();
     assert!(bob.starts_with("cc_") && bob.len() == 46);
-    let res = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .bearer_auth(bob)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_as(Some(bob), "/v1/uploads").await;
     assert_eq!(res.status(), 200);
-    let listed: Value = admin(Method::GET, "/v1/tokens")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.admin_json(Method::GET, "/v1/tokens").await;
     assert!(
         !listed.to_string().contains(bob),
         "a listing never shows a secret"
@@ -131,13 +102,7 @@ async fn auth_scope_size_type_and_cap_errors() {
     .await
     .unwrap();
     assert_eq!(res.status(), 204);
-    let res = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .bearer_auth(bob)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_as(Some(bob), "/v1/uploads").await;
     problem(res, 401, "unauthorized").await;
     // An upload token cannot mint tokens.
     let res = app.req(Method::GET, "/v1/tokens").send().await.unwrap();

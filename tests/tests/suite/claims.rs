@@ -33,28 +33,13 @@ fn new_claim(owner: &str, ttl: Duration) -> NewClaim {
 }
 
 async fn queued_keys(db: &TestDb) -> Vec<String> {
-    db.client()
+    db.strings("SELECT object_key FROM claimcheck.pending_deletes ORDER BY 1")
         .await
-        .query(
-            "SELECT object_key FROM claimcheck.pending_deletes ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 async fn registry_keys(db: &TestDb) -> Vec<String> {
-    db.client()
+    db.strings("SELECT object_key FROM claimcheck.objects ORDER BY 1")
         .await
-        .query("SELECT object_key FROM claimcheck.objects ORDER BY 1", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test]
@@ -140,20 +125,30 @@ async fn mark_uploaded_races_two_sweepers_with_one_winner_per_claim() {
     let store = ClaimStore::new(db.pool.clone());
     let mut ids = Vec::new();
     for i in 0..120u64 {
-        let c = store
-            .create(&new_claim("o", Duration::from_millis(100 + 3 * i)), 1000)
-            .await
-            .unwrap();
+        let c = store.create(&new_claim("o", DAY), 1000).await.unwrap();
         store.set_upload_id(c.id, &format!("mp-{i}")).await.unwrap();
         ids.push(c.id);
     }
+    // Deadlines 10 ms apart from now on, set in one statement, so a slow
+    // machine creating the claims does not expire them all before the race.
+    db.client()
+        .await
+        .execute(
+            "UPDATE claimcheck.upload_claims c
+                SET expires_at = now() + make_interval(secs => 0.05 + 0.01 * o.n)
+               FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM claimcheck.upload_claims) o
+              WHERE c.id = o.id",
+            &[],
+        )
+        .await
+        .unwrap();
     let ids = Arc::new(ids);
     let sweepers: Vec<_> = (0..2)
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut swept = Vec::new();
-                for _ in 0..60 {
+                for _ in 0..150 {
                     let expired = store.list_expired(ClaimStatus::Pending, 50).await.unwrap();
                     let expired: Vec<Uuid> = expired.iter().map(|c| c.id).collect();
                     let done = store
@@ -167,7 +162,7 @@ async fn mark_uploaded_races_two_sweepers_with_one_winner_per_claim() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let completer = {
         let (store, ids) = (store.clone(), ids.clone());
         tokio::spawn(async move {

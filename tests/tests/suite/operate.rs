@@ -29,12 +29,7 @@ async fn request_ids_are_kept_or_minted_and_returned() {
     let minted = res.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(minted).is_ok(), "{minted}");
     // Errors carry it too.
-    let res = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_as(None, "/v1/uploads").await;
     assert_eq!(res.status(), 401);
     assert!(res.headers().contains_key("x-request-id"));
 }
@@ -192,12 +187,7 @@ async fn tokens_and_signatures_never_reach_the_logs() {
         .next()
         .unwrap();
     // An unauthenticated request with a bogus token, for good measure.
-    app.http
-        .get(format!("{}/v1/uploads", app.base))
-        .bearer_auth("cc_secret-looking")
-        .send()
-        .await
-        .unwrap();
+    app.get_as(Some("cc_secret-looking"), "/v1/uploads").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let logs = app.logs.lock().unwrap().join("\n");
     assert!(logs.contains("request"), "the log was captured");
@@ -224,18 +214,7 @@ async fn admins_see_the_queue_and_retry_dead_rows() {
         )
         .await
         .unwrap();
-    let admin = |m: Method, p: &str| {
-        app.http
-            .request(m, format!("{}{p}", app.base))
-            .bearer_auth(&app.admin_token)
-    };
-    let queue: Value = admin(Method::GET, "/v1/admin/queue")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue = app.admin_json(Method::GET, "/v1/admin/queue").await;
     assert_eq!(
         (
             queue["rows"]["dead"].as_i64(),
@@ -253,21 +232,11 @@ async fn admins_see_the_queue_and_retry_dead_rows() {
             .status(),
         403
     );
-    let retried: Value = admin(Method::POST, "/v1/admin/queue/dead/retry")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let retried = app
+        .admin_json(Method::POST, "/v1/admin/queue/dead/retry")
+        .await;
     assert_eq!(retried["retried"], 1);
-    let queue: Value = admin(Method::GET, "/v1/admin/queue")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue = app.admin_json(Method::GET, "/v1/admin/queue").await;
     assert_eq!(
         (
             queue["rows"]["dead"].as_i64(),

@@ -36,13 +36,7 @@ async fn both_binaries_mint_list_and_revoke_tokens() {
     .await;
     let token = out.lines().last().unwrap().to_owned();
     assert!(token.starts_with("cc_") && token.len() == 46, "{out}");
-    let uploads = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let uploads = app.get_as(Some(&token), "/v1/uploads").await;
     assert_eq!(uploads.status(), 200);
 
     let listed = run("claimcheck-api", &app, &["token", "list"]).await;
@@ -59,13 +53,7 @@ async fn both_binaries_mint_list_and_revoke_tokens() {
         .unwrap()
         .to_owned();
     run("claimcheck-api", &app, &["token", "revoke", &id]).await;
-    let uploads = app
-        .http
-        .get(format!("{}/v1/uploads", app.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let uploads = app.get_as(Some(&token), "/v1/uploads").await;
     assert_eq!(uploads.status(), 401);
 }
 
