@@ -36,3 +36,4 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     path
 }
 pub mod app;
+pub mod faults;

@@ -81,33 +81,52 @@ impl Uploads {
             .claims
             .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)
             .await?;
-        if existing {
-            return Ok((claim, true));
+        match (existing, &claim.upload_id) {
+            (true, Some(_)) => Ok((claim, true)),
+            // A retry of an init whose process died between the claim and the
+            // session: open the session now rather than hand back a claim no
+            // part can ever be sent to.
+            (true, None) => Ok((self.open_session(claim, &content_type, false).await?, true)),
+            (false, _) => Ok((self.open_session(claim, &content_type, true).await?, false)),
         }
-        let upload_id = match self.store.create_multipart(&claim.key, &content_type).await {
+    }
+
+    /// Opens the store's session for a claim and records its id. When that
+    /// fails, the session never outlives the failure, and a `fresh` claim
+    /// (this request's own) is dropped with it. If another request recorded
+    /// a session first, ours is aborted and theirs is the answer.
+    async fn open_session(
+        &self,
+        claim: Claim,
+        content_type: &str,
+        fresh: bool,
+    ) -> Result<Claim, UploadError> {
+        let upload_id = match self.store.create_multipart(&claim.key, content_type).await {
             Ok(upload_id) => upload_id,
             Err(e) => {
-                let _ = self.claims.delete_pending(claim.id, None).await;
+                if fresh {
+                    let _ = self.claims.delete_pending(claim.id, None).await;
+                }
                 return Err(e.into());
             }
         };
         match self.claims.set_upload_id(claim.id, &upload_id).await {
-            Ok(true) => {}
-            outcome => {
-                // The claim vanished or the database failed: the session must not outlive it.
-                let _ = self.store.abort_multipart(&claim.key, &upload_id).await;
-                let _ = self.claims.delete_pending(claim.id, None).await;
-                outcome?;
-                return Err(UploadError::NotFound);
-            }
-        }
-        Ok((
-            Claim {
+            Ok(true) => Ok(Claim {
                 upload_id: Some(upload_id),
                 ..claim
-            },
-            false,
-        ))
+            }),
+            outcome => {
+                let _ = self.store.abort_multipart(&claim.key, &upload_id).await;
+                if fresh {
+                    let _ = self.claims.delete_pending(claim.id, None).await;
+                }
+                outcome?;
+                match self.claims.get(claim.id).await? {
+                    Some(current) if !fresh && current.upload_id.is_some() => Ok(current),
+                    _ => Err(UploadError::NotFound),
+                }
+            }
+        }
     }
 
     /// Stores part `n` (streamed, exactly its expected length, checked
@@ -243,14 +262,21 @@ impl Uploads {
             .complete_multipart(&claim.key, &upload_id, &completed)
             .await
         {
-            // Another complete may have finished first.
-            return match (e, self.get_owned(owner, id).await) {
-                (_, Ok(c)) if c.status == ClaimStatus::Uploaded => Ok(c),
+            // Another complete may have finished first, or a process that
+            // died after the store assembled the object but before it marked
+            // the claim: then the object is whole and this complete finishes
+            // the job.
+            match (e, self.get_owned(owner, id).await) {
+                (_, Ok(c)) if c.status == ClaimStatus::Uploaded => return Ok(c),
                 (StoreError::NoSuchUpload, _) => {
-                    Err(UploadError::Conflict("the upload was aborted".into()))
+                    let whole = matches!(self.store.head(&claim.key).await,
+                        Ok(meta) if meta.size == claim.size as u64);
+                    if !whole {
+                        return Err(UploadError::Conflict("the upload was aborted".into()));
+                    }
                 }
-                (e, _) => Err(e.into()),
-            };
+                (e, _) => return Err(e.into()),
+            }
         }
         let sha256 = composite_sha256(received.values().map(|(p, _)| p.sha256.as_deref()));
         match self

@@ -1,0 +1,337 @@
+//! `kill -9` of the API at a random moment of 50 concurrent chunked uploads,
+//! for several seeds; then a new API process, clients that resume (with
+//! their Idempotency-Key when they never saw their claim) or abandon,
+//! expiry, sweep, drain, reap, and the audit.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use claimcheck::tokens::Scope;
+use claimcheck_tests::{
+    db::TestDb,
+    faults::{
+        check_invariants, record_removals, serial, settle, settle_context, token, ApiProcess,
+        S3Target,
+    },
+    stores::{random_body, random_sha256, test_prefix},
+};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const MIB: u64 = 1024 * 1024;
+const UPLOADS: usize = 50;
+const PART: u64 = 5 * MIB;
+
+#[derive(Debug, Clone, Default)]
+struct Client {
+    size: u64,
+    id: Option<String>,
+    parts_done: Vec<u32>,
+    completed: bool,
+}
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    async fn init(&self, size: u64, key: &str) -> Result<Value, String> {
+        let res = self
+            .req(Method::POST, "/v1/uploads/multipart")
+            .header("Idempotency-Key", key)
+            .json(
+                &json!({"filename": "f.bin", "content_type": "application/octet-stream",
+                          "size": size, "part_size": PART}),
+            )
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.map_err(|e| e.to_string())?;
+        if status == 201 || status == 200 {
+            Ok(body)
+        } else {
+            Err(format!("init {status}: {body}"))
+        }
+    }
+
+    async fn put(&self, id: &str, n: u32, seed: u64, len: u64) -> Result<(), String> {
+        let res = self
+            .req(Method::PUT, &format!("/v1/uploads/{id}/parts/{n}"))
+            .header("Content-Length", len)
+            .header("X-Content-SHA256", random_sha256(seed, len))
+            .body(reqwest::Body::wrap_stream(random_body(seed, len)))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match res.status().as_u16() {
+            200 => Ok(()),
+            s => Err(format!(
+                "part {n}: {s} {}",
+                res.text().await.unwrap_or_default()
+            )),
+        }
+    }
+
+    async fn complete(&self, id: &str) -> Result<Value, String> {
+        let res = self
+            .req(Method::POST, &format!("/v1/uploads/{id}/complete"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.map_err(|e| e.to_string())?;
+        if status == 200 {
+            Ok(body)
+        } else {
+            Err(format!("complete {status}: {body}"))
+        }
+    }
+}
+
+fn part_len(size: u64, n: u32) -> u64 {
+    if n == 1 {
+        PART
+    } else {
+        size - PART
+    }
+}
+
+fn seed_of(upload: usize, n: u32) -> u64 {
+    (upload as u64) * 10 + u64::from(n)
+}
+
+/// One client's upload, recording its progress, until it fails (the API died).
+async fn upload(
+    api: Arc<Api>,
+    i: usize,
+    delay: Duration,
+    state: Arc<Mutex<Vec<Client>>>,
+    run: u64,
+) {
+    tokio::time::sleep(delay).await;
+    let size = state.lock().unwrap()[i].size;
+    let Ok(claim) = api.init(size, &format!("{run}-{i}")).await else {
+        return;
+    };
+    let id = claim["id"].as_str().unwrap().to_owned();
+    state.lock().unwrap()[i].id = Some(id.clone());
+    for n in 1..=2u32 {
+        if api
+            .put(&id, n, seed_of(i, n), part_len(size, n))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        state.lock().unwrap()[i].parts_done.push(n);
+    }
+    if api.complete(&id).await.is_ok() {
+        state.lock().unwrap()[i].completed = true;
+    }
+}
+
+/// After the restart: find the claim (again by Idempotency-Key when the
+/// client never saw it), send the parts the server lacks, complete.
+async fn resume(api: &Api, i: usize, client: &Client, run: u64) -> Result<(String, bool), String> {
+    let id = match &client.id {
+        Some(id) => id.clone(),
+        None => api.init(client.size, &format!("{run}-{i}")).await?["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let seen = api
+        .req(Method::GET, &format!("/v1/uploads/{id}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let seen: Value = seen.json().await.map_err(|e| e.to_string())?;
+    let was_uploaded = seen["status"] == "uploaded";
+    if !was_uploaded {
+        let have: Vec<u64> = seen["parts"]
+            .as_array()
+            .ok_or_else(|| format!("no parts in {seen}"))?
+            .iter()
+            .filter_map(|p| p["part_number"].as_u64())
+            .collect();
+        for n in 1..=2u32 {
+            if !have.contains(&u64::from(n)) {
+                api.put(&id, n, seed_of(i, n), part_len(client.size, n))
+                    .await?;
+            }
+        }
+    }
+    let done = api.complete(&id).await?;
+    let expected = claimcheck::domain::composite_sha256(
+        [1u32, 2]
+            .iter()
+            .map(|&n| random_sha256(seed_of(i, n), part_len(client.size, n)))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|d| Some(d.as_str())),
+    );
+    if done["sha256"].as_str() != expected.as_deref() || done["size"] != client.size {
+        return Err(format!("upload {i} completed wrong: {done}"));
+    }
+    Ok((done["key"].as_str().unwrap().to_owned(), was_uploaded))
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn one_run(seed: u64) {
+    let db = TestDb::new().await;
+    record_removals(&db.pool).await;
+    let prefix = test_prefix();
+    let s3 = S3Target::shared();
+    let env = s3.env(&prefix);
+    let token = token(&db.pool, "alice", &[Scope::Upload, Scope::Consume]).await;
+    let mut first = ApiProcess::spawn(&db.url, &env).await;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let clients: Vec<Client> = (0..UPLOADS)
+        .map(|_| Client {
+            size: PART + rng.random_range(1..=MIB),
+            ..Client::default()
+        })
+        .collect();
+    let total_bytes: u64 = clients.iter().map(|c| c.size).sum();
+    let state = Arc::new(Mutex::new(clients));
+    let api = Arc::new(Api {
+        base: first.base.clone(),
+        token: token.clone(),
+        http: reqwest::Client::new(),
+    });
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..UPLOADS)
+        .map(|i| {
+            let delay = Duration::from_millis(rng.random_range(0..1500));
+            tokio::spawn(upload(api.clone(), i, delay, state.clone(), seed))
+        })
+        .collect();
+    let kill_at = Duration::from_millis(rng.random_range(300..3000));
+    tokio::time::sleep(kill_at).await;
+    first.kill9().await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let at_kill = state.lock().unwrap().clone();
+    let completed = at_kill.iter().filter(|c| c.completed).count();
+    let with_claim = at_kill.iter().filter(|c| c.id.is_some()).count();
+    let in_flight = with_claim - completed;
+    let pending = count(
+        &db,
+        "SELECT count(*) FROM claimcheck.upload_claims WHERE status = 'pending'",
+    )
+    .await;
+    let uploaded = count(
+        &db,
+        "SELECT count(*) FROM claimcheck.upload_claims WHERE status = 'uploaded'",
+    )
+    .await;
+    let parts = count(&db, "SELECT count(*) FROM claimcheck.upload_parts").await;
+    let no_session = count(
+        &db,
+        "SELECT count(*) FROM claimcheck.upload_claims WHERE upload_id IS NULL",
+    )
+    .await;
+
+    // A new process; two clients in three come back, the others abandon.
+    let second = ApiProcess::spawn(&db.url, &env).await;
+    let api = Api {
+        base: second.base.clone(),
+        token,
+        http: reqwest::Client::new(),
+    };
+    let mut resumed = 0;
+    let mut already_uploaded = 0;
+    let mut kept = Vec::new();
+    for (i, client) in at_kill.iter().enumerate() {
+        if client.completed || i % 3 == 0 {
+            continue;
+        }
+        let (key, was) = resume(&api, i, client, seed)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: upload {i} ({client:?}) resumes: {e}"));
+        resumed += 1;
+        already_uploaded += usize::from(was);
+        kept.push(key);
+    }
+    // Business code adopts every other resumed upload.
+    let adopt: Vec<&String> = kept.iter().step_by(2).collect();
+    let res = api
+        .req(Method::POST, "/v1/claims/consume")
+        .json(&json!({"owner": "alice", "keys": adopt}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    // Abandoned uploads the first process had finished (the client never
+    // heard) stay as uploaded claims until their unconsumed TTL.
+    let abandoned: Vec<uuid::Uuid> = at_kill
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| !c.completed && i % 3 == 0)
+        .filter_map(|(_, c)| c.id.as_deref()?.parse().ok())
+        .collect();
+    let abandoned_uploaded: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM claimcheck.upload_claims WHERE status = 'uploaded' AND id = ANY($1)",
+            &[&abandoned],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let ctx = settle_context(&db.pool, s3.store().await, &prefix);
+    let settled = settle(&ctx).await;
+    let checked = check_invariants(&db.pool, &db.url, &s3, &prefix).await;
+    assert!(second.panics().is_empty(), "{:?}", second.panics());
+    assert_eq!(
+        checked.registry + checked.uploaded,
+        completed + resumed + abandoned_uploaded as usize + settled.recovered,
+        "every finished upload is an object"
+    );
+    eprintln!(
+        "FAULT api-kill seed={seed}: {UPLOADS} uploads ({} MiB) killed at {kill_at:?} (test time {:.1?}): \
+         {completed} completed, {in_flight} in flight with a claim, {} without; db at kill: \
+         {pending} pending ({no_session} without session id), {uploaded} uploaded, {parts} part rows; \
+         resumed {resumed} ({already_uploaded} already uploaded), abandoned {}; settle {:.1?}: \
+         expired {}, recovered {}, drained {}, orphan sessions reaped {}; after: {} objects = {} registry + {} claims, deletes done {}",
+        total_bytes / MIB,
+        started.elapsed(),
+        UPLOADS - with_claim,
+        UPLOADS - completed - resumed,
+        settled.took,
+        settled.expired,
+        settled.recovered,
+        settled.drained,
+        settled.orphans_reaped,
+        checked.objects,
+        checked.registry,
+        checked.uploaded,
+        checked.deletes_done,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_api_during_50_chunked_uploads() {
+    let _serial = serial().await;
+    for seed in [1, 2, 3] {
+        one_run(seed).await;
+    }
+}
