@@ -90,6 +90,7 @@ impl ClaimStore {
     /// the same idempotency key in the last 24 hours: then that claim, and
     /// `true`. A retry neither starts another upload nor counts twice
     /// against the cap.
+    #[tracing::instrument(name = "db.create_idempotent", skip_all)]
     pub async fn create_idempotent(
         &self,
         new: &NewClaim,
@@ -169,6 +170,7 @@ impl ClaimStore {
 
     /// Records the multipart session of a pending claim. False when the claim
     /// is gone or no longer pending, or already has a session.
+    #[tracing::instrument(name = "db.set_upload_id", skip_all)]
     pub async fn set_upload_id(&self, id: Uuid, upload_id: &str) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
         let n = client
@@ -183,6 +185,7 @@ impl ClaimStore {
 
     /// Stamps progress on a pending claim that has not expired: it now expires
     /// `ttl` from now. False when the claim is gone, uploaded or expired.
+    #[tracing::instrument(name = "db.touch", skip_all)]
     pub async fn touch(&self, id: Uuid, ttl: Duration) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
         let n = client
@@ -201,6 +204,7 @@ impl ClaimStore {
     ///
     /// Conditional: of a complete racing another complete, an abort or the
     /// sweeper, exactly one wins; the others learn what happened instead.
+    #[tracing::instrument(name = "db.mark_uploaded", skip_all)]
     pub async fn mark_uploaded(
         &self,
         id: Uuid,
@@ -267,6 +271,7 @@ impl ClaimStore {
     }
 
     /// Up to `limit` claims in `status` whose `expires_at` has passed, oldest first.
+    #[tracing::instrument(name = "db.list_expired", skip_all)]
     pub async fn list_expired(
         &self,
         status: ClaimStatus,
@@ -303,6 +308,7 @@ impl ClaimStore {
     /// transaction, deletes them (their parts cascade) and queues the delete
     /// of each object, with its multipart session, for `reason`. Returns the
     /// claims this call swept.
+    #[tracing::instrument(name = "db.expire", skip_all)]
     pub async fn expire(
         &self,
         ids: &[Uuid],

@@ -20,6 +20,30 @@ use crate::domain::{DeleteReason, PendingDelete};
 
 const COLUMNS: &str = "id, object_key, upload_id, reason, attempts, last_error, created_at";
 
+/// The lease (see [`DeleteQueue::lease`]). Its columns are named one by one
+/// (`COLUMNS` with `p.`), so a column added to the table later does not
+/// change the result type of a statement cached before.
+const LEASE: &str = "WITH due AS (
+        SELECT id, attempts FROM claimcheck.pending_deletes
+         WHERE dead_at IS NULL AND next_attempt_at <= now()
+         ORDER BY next_attempt_at
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED
+     ), parked AS (
+        UPDATE claimcheck.pending_deletes p
+           SET dead_at = now(), leased_until = NULL, lease_token = NULL,
+               last_error = concat_ws(E'\\n', p.last_error,
+                   'leased ' || p.attempts || ' times without an outcome (worker crashed or timed out)')
+          FROM due WHERE p.id = due.id AND due.attempts >= $4
+     )
+     UPDATE claimcheck.pending_deletes p
+        SET attempts = p.attempts + 1,
+            leased_until = now() + make_interval(secs => $2),
+            next_attempt_at = now() + make_interval(secs => $2),
+            lease_token = $3
+       FROM due WHERE p.id = due.id AND due.attempts < $4
+  RETURNING p.id, p.object_key, p.upload_id, p.reason, p.attempts, p.last_error, p.created_at";
+
 /// A delete to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelete {
@@ -68,6 +92,7 @@ impl DeleteQueue {
     }
 
     /// Queues deletes inside `tx`, in one statement. Returns the new row ids.
+    #[tracing::instrument(name = "db.enqueue_in", skip_all)]
     pub async fn enqueue_in(
         tx: &Transaction<'_>,
         items: &[NewDelete],
@@ -105,6 +130,7 @@ impl DeleteQueue {
     /// then counts the attempt and hides each row until the lease runs out.
     /// A due row that has already been leased `max_attempts` times (its
     /// workers kept dying) is parked as dead here instead of leased again.
+    #[tracing::instrument(name = "db.lease", skip_all)]
     pub async fn lease(
         &self,
         limit: u32,
@@ -114,35 +140,12 @@ impl DeleteQueue {
         let client = self.pool.get().await?;
         let token = Uuid::new_v4();
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        // Cached per connection: the worker runs this once per batch, and
+        // preparing it anew each time costs a round trip and a plan.
+        let statement = client.prepare_cached(LEASE).await?;
         let rows = client
             .query(
-                &format!(
-                    "WITH due AS (
-                        SELECT id, attempts FROM claimcheck.pending_deletes
-                         WHERE dead_at IS NULL AND next_attempt_at <= now()
-                         ORDER BY next_attempt_at
-                         LIMIT $1
-                           FOR UPDATE SKIP LOCKED
-                     ), parked AS (
-                        UPDATE claimcheck.pending_deletes p
-                           SET dead_at = now(), leased_until = NULL, lease_token = NULL,
-                               last_error = concat_ws(E'\\n', p.last_error,
-                                   'leased ' || p.attempts || ' times without an outcome (worker crashed or timed out)')
-                          FROM due WHERE p.id = due.id AND due.attempts >= $4
-                     )
-                     UPDATE claimcheck.pending_deletes p
-                        SET attempts = p.attempts + 1,
-                            leased_until = now() + make_interval(secs => $2),
-                            next_attempt_at = now() + make_interval(secs => $2),
-                            lease_token = $3
-                       FROM due WHERE p.id = due.id AND due.attempts < $4
-                  RETURNING {}",
-                    COLUMNS
-                        .split(", ")
-                        .map(|c| format!("p.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                &statement,
                 &[&i64::from(limit), &secs(lease), &token, &max_attempts],
             )
             .await?;
@@ -153,21 +156,23 @@ impl DeleteQueue {
     /// Removes rows of the lease `token` whose deletes succeeded, in one
     /// statement. Returns how many it removed: fewer than `ids` means the
     /// lease ran out and another worker holds those rows now.
+    #[tracing::instrument(name = "db.done", skip_all)]
     pub async fn done(&self, token: Uuid, ids: &[i64]) -> Result<u64, DbError> {
         if ids.is_empty() {
             return Ok(0);
         }
         let client = self.pool.get().await?;
-        Ok(client
-            .execute(
+        let statement = client
+            .prepare_cached(
                 "DELETE FROM claimcheck.pending_deletes WHERE id = ANY($1) AND lease_token = $2",
-                &[&ids, &token],
             )
-            .await?)
+            .await?;
+        Ok(client.execute(&statement, &[&ids, &token]).await?)
     }
 
     /// Gives a failed row back to the queue for another attempt after
     /// `delay`, keeping its error. False when the lease is no longer ours.
+    #[tracing::instrument(name = "db.defer", skip_all)]
     pub async fn defer(
         &self,
         token: Uuid,
@@ -190,6 +195,7 @@ impl DeleteQueue {
 
     /// Parks a row as dead with its error: kept for operators, never retried
     /// by itself. False when the lease is no longer ours.
+    #[tracing::instrument(name = "db.park_dead", skip_all)]
     pub async fn park_dead(&self, token: Uuid, id: i64, error: &str) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
         let n = client
@@ -205,6 +211,7 @@ impl DeleteQueue {
 
     /// Hands leased rows back untouched (a worker shutting down): they are
     /// due at once and this lease does not count as an attempt.
+    #[tracing::instrument(name = "db.release", skip_all)]
     pub async fn release(&self, token: Uuid, ids: &[i64]) -> Result<u64, DbError> {
         let client = self.pool.get().await?;
         Ok(client
@@ -220,6 +227,7 @@ impl DeleteQueue {
 
     /// Puts dead rows back in the queue with a fresh attempt count: those in
     /// `ids`, or every dead row when `ids` is `None`. Returns how many.
+    #[tracing::instrument(name = "db.retry_dead", skip_all)]
     pub async fn retry_dead(&self, ids: Option<&[i64]>) -> Result<u64, DbError> {
         let client = self.pool.get().await?;
         Ok(client
@@ -254,6 +262,7 @@ impl DeleteQueue {
 
     /// Row counts by state, in one statement (cheap enough for every scrape
     /// interval: one pass over the queue, by the database clock).
+    #[tracing::instrument(name = "db.stats", skip_all)]
     pub async fn stats(&self) -> Result<QueueStats, DbError> {
         let client = self.pool.get().await?;
         let row = client

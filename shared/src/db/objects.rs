@@ -38,6 +38,7 @@ impl ObjectRegistry {
     ///
     /// Runs in a savepoint, so a refused consume leaves the caller's
     /// transaction usable (PostgreSQL would otherwise abort all of it).
+    #[tracing::instrument(name = "db.consume_in", skip_all)]
     pub async fn consume_in(
         tx: &mut tokio_postgres::Transaction<'_>,
         owner: &str,
@@ -68,6 +69,7 @@ impl ObjectRegistry {
 
     /// Removes the registry row of `key` (if any) and queues its delete,
     /// inside the caller's transaction. Returns the queue row's id.
+    #[tracing::instrument(name = "db.schedule_delete_in", skip_all)]
     pub async fn schedule_delete_in(
         client: &impl GenericClient,
         key: &str,

@@ -22,6 +22,7 @@ impl PartStore {
     /// upload of the same part number. False (nothing recorded) when the claim
     /// is gone or no longer pending: a part that lands after complete, abort
     /// or sweep must not reappear.
+    #[tracing::instrument(name = "db.upsert", skip_all)]
     pub async fn upsert(&self, claim_id: Uuid, part: &Part) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
         let n = client

@@ -45,6 +45,7 @@ impl ClaimStore {
         self.delete_in_status(id, ClaimStatus::Uploaded, None).await
     }
 
+    #[tracing::instrument(name = "db.delete_in_status", skip_all)]
     async fn delete_in_status(
         &self,
         id: Uuid,

@@ -152,7 +152,11 @@ async fn spans_are_exported_over_otlp_and_continue_the_callers_trace() {
         loop {
             let exported = bodies.lock().unwrap().concat();
             let has = |needle: &[u8]| exported.windows(needle.len()).any(|w| w == needle);
-            if has(&raw_trace_id) && has(b"POST /v1/uploads") && has(b"fs put") {
+            if has(&raw_trace_id)
+                && has(b"POST /v1/uploads")
+                && has(b"fs put")
+                && has(b"db.mark_uploaded")
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -161,7 +165,7 @@ async fn spans_are_exported_over_otlp_and_continue_the_callers_trace() {
     .await;
     assert!(
         found.is_ok(),
-        "no exported span carried the caller's trace id, the request and the store call"
+        "the exported spans lack the caller's trace id, the request, the store call or the SQL statement"
     );
 }
 
