@@ -8,7 +8,7 @@ use std::{
 use aws_sdk_s3::{
     config::{
         retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Credentials, Region,
-        RequestChecksumCalculation, ResponseChecksumValidation,
+        RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
     },
     presigning::PresigningConfig,
     Client,
@@ -56,6 +56,10 @@ impl fmt::Debug for S3Settings {
     }
 }
 
+/// How long a request body or response may make no progress before the SDK
+/// fails the call.
+const STALL_GRACE: Duration = Duration::from_secs(120);
+
 impl S3Store {
     /// Builds the clients; makes no request (see [`S3Store::check`]).
     pub async fn new(settings: S3Settings) -> Result<S3Store, StoreError> {
@@ -63,7 +67,15 @@ impl S3Store {
             .region(Region::new(settings.region.clone()))
             // Only a connect timeout: the SDK's read timeout covers sending the
             // request body too, and a 5 GiB part from a slow client takes long.
-            // A stalled body is caught by the SDK's stalled stream protection.
+            // A stalled body is caught by the SDK's stalled stream protection,
+            // with a grace period longer than the API's body idle timeout
+            // (60 s by default): a client pausing for a while is the API's to
+            // judge, while a server that stops reading still fails the call.
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .grace_period(STALL_GRACE)
+                    .build(),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
