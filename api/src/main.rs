@@ -12,8 +12,6 @@ mod openapi;
 mod routes;
 mod startup;
 
-use std::io::Write;
-
 use claimcheck::{cli::SharedCommand, config::Config, telemetry};
 use clap::{Parser, Subcommand};
 
@@ -66,15 +64,7 @@ async fn main() -> anyhow::Result<()> {
             served
         }
         Command::Shared(command) => {
-            let mut out = std::io::stdout();
-            command
-                .run(
-                    config.database_url.as_deref(),
-                    config.db_pool_size,
-                    &mut out,
-                )
-                .await?;
-            out.flush()?;
+            command.run_with(&config).await?;
             Ok(())
         }
     }

@@ -5,7 +5,7 @@
 
 mod http;
 
-use std::{io::Write, process::ExitCode};
+use std::process::ExitCode;
 
 use claimcheck::{
     cli::SharedCommand,
@@ -49,15 +49,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Run => run(config).await.map(|()| ExitCode::SUCCESS),
         Command::Audit => audit(config).await,
         Command::Shared(command) => {
-            let mut out = std::io::stdout();
-            command
-                .run(
-                    config.database_url.as_deref(),
-                    config.db_pool_size,
-                    &mut out,
-                )
-                .await?;
-            out.flush()?;
+            command.run_with(&config).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

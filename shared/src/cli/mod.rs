@@ -46,6 +46,20 @@ pub enum CliError {
 }
 
 impl SharedCommand {
+    /// Runs the subcommand with `config`'s database, writing to standard
+    /// output: what both binaries' `main` do with it.
+    pub async fn run_with(self, config: &crate::config::Config) -> Result<(), CliError> {
+        let mut out = std::io::stdout();
+        self.run(
+            config.database_url.as_deref(),
+            config.db_pool_size,
+            &mut out,
+        )
+        .await?;
+        out.flush()?;
+        Ok(())
+    }
+
     /// Runs the subcommand against `database_url`, writing to `out`.
     pub async fn run(
         self,
