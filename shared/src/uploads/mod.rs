@@ -9,7 +9,7 @@ mod limits;
 mod multipart;
 mod single;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use uuid::Uuid;
@@ -263,9 +263,4 @@ impl Uploads {
 
 fn is_expired(claim: &Claim) -> bool {
     claim.expires_at.is_some_and(|t| t <= chrono::Utc::now())
-}
-
-/// Progress stamps give a pending claim this much more life.
-fn ttl(limits: &Limits) -> Duration {
-    limits.claim_ttl
 }

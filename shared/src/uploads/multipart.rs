@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{
     choose_part_size,
     single::{check_filename, check_sha256_hex},
-    ttl, UploadError, Uploads,
+    UploadError, Uploads,
 };
 use crate::{
     db::claims::Transition,
@@ -153,7 +153,7 @@ impl Uploads {
             check_sha256_hex(sha)?;
         }
         let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
-        self.claims.touch(id, ttl(&self.limits)).await?;
+        self.claims.touch(id, self.limits.claim_ttl).await?;
         let (body, digest) = Sha256Tap::new(body);
         let etag = self
             .store
@@ -182,7 +182,7 @@ impl Uploads {
                 "the upload is no longer pending".into(),
             ));
         }
-        self.claims.touch(id, ttl(&self.limits)).await?;
+        self.claims.touch(id, self.limits.claim_ttl).await?;
         Ok(receipt(&part))
     }
 
@@ -201,7 +201,7 @@ impl Uploads {
             .presign_upload_part(&claim.key, upload_id, n, self.limits.presign_ttl)
             .await?;
         if !self.claims.set_direct_parts(id).await?
-            || !self.claims.touch(id, ttl(&self.limits)).await?
+            || !self.claims.touch(id, self.limits.claim_ttl).await?
         {
             return Err(UploadError::Conflict(
                 "the upload is no longer pending".into(),
