@@ -9,47 +9,13 @@ use uuid::Uuid;
 use super::{deletes, secs, DbError};
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
+mod create;
+pub use create::{CreateError, NewClaim};
+
 pub(super) const COLUMNS: &str =
     "id, object_key, upload_id, status, owner, filename, content_type, size, \
                        public, sha256, part_size, part_count, direct_parts, created_at, \
                        expires_at, uploaded_at";
-
-/// A claim to create.
-#[derive(Debug, Clone)]
-pub struct NewClaim {
-    /// uuid v7.
-    pub id: Uuid,
-    /// The object key (see [`crate::domain::object_key`]).
-    pub key: String,
-    /// The token's owner.
-    pub owner: String,
-    /// The client's filename.
-    pub filename: String,
-    /// The declared content type.
-    pub content_type: String,
-    /// Declared size in bytes.
-    pub size: i64,
-    /// `pub/` or `priv/`.
-    pub public: bool,
-    /// `(part_size, part_count)` for a chunked upload.
-    pub parts: Option<(i64, i32)>,
-    /// The pending claim's lifetime from now (the database's now).
-    pub ttl: Duration,
-}
-
-/// Why a claim was not created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// The owner already has `max` pending claims.
-    #[error("the owner already has {max} uploads in flight")]
-    TooManyPending {
-        /// The cap.
-        max: u32,
-    },
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
 
 /// What a conditional state change found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,98 +40,6 @@ impl ClaimStore {
     /// A store over `pool`.
     pub fn new(pool: Pool) -> Self {
         Self { pool }
-    }
-
-    /// Creates a pending claim, unless its owner already has `max_pending`.
-    ///
-    /// Count-then-insert races when many pods create claims for one owner at
-    /// once, so both run in one transaction holding a transaction-level
-    /// advisory lock on the owner: concurrent creations for the same owner
-    /// queue up for a few microseconds, other owners are not affected.
-    pub async fn create(&self, new: &NewClaim, max_pending: u32) -> Result<Claim, CreateError> {
-        Ok(self.create_idempotent(new, max_pending, None).await?.0)
-    }
-
-    /// [`create`](Self::create), unless the owner already made a claim with
-    /// the same idempotency key in the last 24 hours: then that claim, and
-    /// `true`. A retry neither starts another upload nor counts twice
-    /// against the cap.
-    #[tracing::instrument(name = "db.create_idempotent", skip_all)]
-    pub async fn create_idempotent(
-        &self,
-        new: &NewClaim,
-        max_pending: u32,
-        idempotency_key: Option<&str>,
-    ) -> Result<(Claim, bool), CreateError> {
-        let mut client = self.pool.get().await.map_err(DbError::from)?;
-        let tx = client.transaction().await.map_err(DbError::from)?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || $1, 0))",
-            &[&new.owner],
-        )
-        .await
-        .map_err(DbError::from)?;
-        if let Some(idem) = idempotency_key {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM claimcheck.upload_claims
-                  WHERE owner = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'"
-            );
-            if let Some(row) = tx
-                .query_opt(&sql, &[&new.owner, &idem])
-                .await
-                .map_err(DbError::from)?
-            {
-                return Ok((claim_from_row(&row)?, true));
-            }
-            // An older claim with the key is no answer any more: free the key.
-            tx.execute(
-                "UPDATE claimcheck.upload_claims SET idempotency_key = NULL
-                  WHERE owner = $1 AND idempotency_key = $2",
-                &[&new.owner, &idem],
-            )
-            .await
-            .map_err(DbError::from)?;
-        }
-        let pending: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM claimcheck.upload_claims WHERE owner = $1 AND status = 'pending'",
-                &[&new.owner],
-            )
-            .await
-            .map_err(DbError::from)?
-            .get(0);
-        if pending >= i64::from(max_pending) {
-            return Err(CreateError::TooManyPending { max: max_pending });
-        }
-        let (part_size, part_count) = new.parts.unzip();
-        let row = tx
-            .query_one(
-                &format!(
-                    "INSERT INTO claimcheck.upload_claims
-                       (id, object_key, owner, filename, content_type, size, public,
-                        part_size, part_count, expires_at, idempotency_key)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                             now() + make_interval(secs => $10), $11)
-                     RETURNING {COLUMNS}"
-                ),
-                &[
-                    &new.id,
-                    &new.key,
-                    &new.owner,
-                    &new.filename,
-                    &new.content_type,
-                    &new.size,
-                    &new.public,
-                    &part_size,
-                    &part_count,
-                    &secs(new.ttl),
-                    &idempotency_key,
-                ],
-            )
-            .await
-            .map_err(DbError::from)?;
-        tx.commit().await.map_err(DbError::from)?;
-        Ok((claim_from_row(&row)?, false))
     }
 
     /// Records the multipart session of a pending claim. False when the claim

@@ -241,34 +241,28 @@ impl ObjectStore for FsStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let path = self.path_of(key)?;
+        let paths = vec![self.path_of(key)?];
         let root = self.root.clone();
-        blocking(move || {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(io_error(e)),
-            }
-            // Best effort: a put racing with this retries its rename (see publish).
-            let mut dir = path.parent();
-            while let Some(d) = dir.filter(|d| *d != root) {
-                if std::fs::remove_dir(d).is_err() {
-                    break;
-                }
-                dir = d.parent();
-            }
-            Ok(())
-        })
-        .await
+        let failed = blocking(move || Ok(files::remove_files(&root, &paths))).await?;
+        failed.into_iter().next().map_or(Ok(()), |(_, e)| Err(e))
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, StoreError)>, StoreError> {
         let mut failed = Vec::new();
+        let mut valid = Vec::with_capacity(keys.len());
+        let mut paths = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Err(e) = self.delete(key).await {
-                failed.push((key.clone(), e));
+            match self.path_of(key) {
+                Ok(path) => {
+                    valid.push(key);
+                    paths.push(path);
+                }
+                Err(e) => failed.push((key.clone(), e)),
             }
         }
+        let root = self.root.clone();
+        let removal = blocking(move || Ok(files::remove_files(&root, &paths))).await?;
+        failed.extend(removal.into_iter().map(|(i, e)| (valid[i].clone(), e)));
         Ok(failed)
     }
 

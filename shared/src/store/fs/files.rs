@@ -32,6 +32,40 @@ pub(super) fn publish(temp: TempFile, root: &Path, dest: &Path) -> Result<(), St
     Ok(())
 }
 
+/// Removes the objects at `paths` (a missing one counts as removed), then
+/// the directories under `root` that this left empty. Returns the error of
+/// each path that could not be removed, by index into `paths`.
+///
+/// One call for a whole batch: the delete worker hands over up to a lease's
+/// keys at once, and a blocking task per key cost a thread switch each.
+pub(super) fn remove_files(root: &Path, paths: &[PathBuf]) -> Vec<(usize, StoreError)> {
+    let mut failed = Vec::new();
+    let mut parents = std::collections::BTreeSet::new();
+    for (i, path) in paths.iter().enumerate() {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                parents.insert(path.parent());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => failed.push((i, io_error(e))),
+        }
+    }
+    // Deepest first, so a directory emptied by removing its last child
+    // directory is seen empty in turn. Best effort: a put racing with this
+    // retries its rename (see `publish`), and a directory that is not empty
+    // simply stays.
+    for parent in parents.into_iter().rev() {
+        let mut dir = parent;
+        while let Some(d) = dir.filter(|d| *d != root) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    failed
+}
+
 /// Makes a rename or removal in `dir` durable.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::File::open(dir)
@@ -108,5 +142,46 @@ impl Drop for TempFile {
             Ok(rt) => drop(rt.spawn_blocking(remove)),
             Err(_) => remove(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_files_prunes_every_directory_it_empties_and_no_other() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        for key in ["a/b/c", "a/b/d", "a/e", "keep/x", "keep/y"] {
+            let path = root.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, key).unwrap();
+        }
+        let paths: Vec<_> = ["a/b/c", "a/b/d", "a/e", "keep/x", "missing/z"]
+            .iter()
+            .map(|key| root.join(key))
+            .collect();
+        assert!(
+            remove_files(root, &paths).is_empty(),
+            "a missing file counts as removed"
+        );
+        assert!(!root.join("a").exists(), "a/b emptied, then a");
+        assert!(root.join("keep/y").exists());
+        assert!(!root.join("keep/x").exists());
+        assert!(root.exists(), "the root stays");
+    }
+
+    #[test]
+    fn remove_files_reports_each_failure_by_index() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        std::fs::create_dir_all(root.join("dir/inner")).unwrap();
+        std::fs::write(root.join("file"), "x").unwrap();
+        // A directory is no object: remove_file refuses it.
+        let failed = remove_files(root, &[root.join("dir"), root.join("file")]);
+        assert_eq!(failed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0]);
+        assert!(root.join("dir/inner").exists());
+        assert!(!root.join("file").exists());
     }
 }

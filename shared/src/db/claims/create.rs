@@ -1,0 +1,170 @@
+//! Creating claims: the per-owner cap and the idempotency key.
+
+use std::time::Duration;
+
+use deadpool_postgres::Transaction;
+use uuid::Uuid;
+
+use super::{claim_from_row, ClaimStore, COLUMNS};
+use crate::db::{secs, DbError};
+use crate::domain::Claim;
+
+/// A claim to create.
+#[derive(Debug, Clone)]
+pub struct NewClaim {
+    /// uuid v7.
+    pub id: Uuid,
+    /// The object key (see [`crate::domain::object_key`]).
+    pub key: String,
+    /// The token's owner.
+    pub owner: String,
+    /// The client's filename.
+    pub filename: String,
+    /// The declared content type.
+    pub content_type: String,
+    /// Declared size in bytes.
+    pub size: i64,
+    /// `pub/` or `priv/`.
+    pub public: bool,
+    /// `(part_size, part_count)` for a chunked upload.
+    pub parts: Option<(i64, i32)>,
+    /// The pending claim's lifetime from now (the database's now).
+    pub ttl: Duration,
+}
+
+/// Why a claim was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The owner already has `max` pending claims.
+    #[error("the owner already has {max} uploads in flight")]
+    TooManyPending {
+        /// The cap.
+        max: u32,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Serialises the creations of one owner for the rest of the transaction.
+const OWNER_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || $1, 0))";
+
+/// The owner's pending claims, counted up to `$2` at most.
+const COUNT_PENDING: &str = "SELECT count(*) FROM (
+       SELECT 1 FROM claimcheck.upload_claims
+        WHERE owner = $1 AND status = 'pending' LIMIT $2) AS capped";
+
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO claimcheck.upload_claims
+           (id, object_key, owner, filename, content_type, size, public,
+            part_size, part_count, expires_at, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                 now() + make_interval(secs => $10), $11)
+         RETURNING {COLUMNS}"
+    )
+}
+
+impl ClaimStore {
+    /// Creates a pending claim, unless its owner already has `max_pending`.
+    ///
+    /// Count-then-insert races when many pods create claims for one owner at
+    /// once, so both run in one transaction holding a transaction-level
+    /// advisory lock on the owner: concurrent creations for the same owner
+    /// queue up for a few microseconds, other owners are not affected.
+    pub async fn create(&self, new: &NewClaim, max_pending: u32) -> Result<Claim, CreateError> {
+        Ok(self.create_idempotent(new, max_pending, None).await?.0)
+    }
+
+    /// [`create`](Self::create), unless the owner already made a claim with
+    /// the same idempotency key in the last 24 hours: then that claim, and
+    /// `true`. A retry neither starts another upload nor counts twice
+    /// against the cap.
+    #[tracing::instrument(name = "db.create_idempotent", skip_all)]
+    pub async fn create_idempotent(
+        &self,
+        new: &NewClaim,
+        max_pending: u32,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Claim, bool), CreateError> {
+        let mut client = self.pool.get().await.map_err(DbError::from)?;
+        let tx = client.transaction().await.map_err(DbError::from)?;
+        // Every statement below runs while the owner's lock is held, so each
+        // is prepared once per connection: an unnamed statement would add a
+        // parse round trip per statement to the time other creations of the
+        // same owner wait.
+        let lock = tx.prepare_cached(OWNER_LOCK).await.map_err(DbError::from)?;
+        tx.execute(&lock, &[&new.owner])
+            .await
+            .map_err(DbError::from)?;
+        if let Some(idem) = idempotency_key {
+            if let Some(claim) = reuse_idempotent(&tx, &new.owner, idem).await? {
+                return Ok((claim, true));
+            }
+        }
+        // Counting stops at the cap: only "under or not" matters, and an
+        // owner near a large cap should not pay for counting all of it.
+        let count = tx
+            .prepare_cached(COUNT_PENDING)
+            .await
+            .map_err(DbError::from)?;
+        let pending: i64 = tx
+            .query_one(&count, &[&new.owner, &i64::from(max_pending)])
+            .await
+            .map_err(DbError::from)?
+            .get(0);
+        if pending >= i64::from(max_pending) {
+            return Err(CreateError::TooManyPending { max: max_pending });
+        }
+        let (part_size, part_count) = new.parts.unzip();
+        let insert = tx
+            .prepare_cached(&insert_sql())
+            .await
+            .map_err(DbError::from)?;
+        let row = tx
+            .query_one(
+                &insert,
+                &[
+                    &new.id,
+                    &new.key,
+                    &new.owner,
+                    &new.filename,
+                    &new.content_type,
+                    &new.size,
+                    &new.public,
+                    &part_size,
+                    &part_count,
+                    &secs(new.ttl),
+                    &idempotency_key,
+                ],
+            )
+            .await
+            .map_err(DbError::from)?;
+        tx.commit().await.map_err(DbError::from)?;
+        Ok((claim_from_row(&row)?, false))
+    }
+}
+
+/// The owner's claim made with `key` in the last 24 hours, if any. An older
+/// claim holding the key is no answer any more: the key is freed for reuse.
+async fn reuse_idempotent(
+    tx: &Transaction<'_>,
+    owner: &str,
+    key: &str,
+) -> Result<Option<Claim>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM claimcheck.upload_claims
+          WHERE owner = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'"
+    );
+    if let Some(row) = tx.query_opt(&sql, &[&owner, &key]).await? {
+        return Ok(Some(claim_from_row(&row)?));
+    }
+    tx.execute(
+        "UPDATE claimcheck.upload_claims SET idempotency_key = NULL
+          WHERE owner = $1 AND idempotency_key = $2",
+        &[&owner, &key],
+    )
+    .await?;
+    Ok(None)
+}
