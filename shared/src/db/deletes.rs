@@ -154,20 +154,22 @@ impl DeleteQueue {
     }
 
     /// Removes rows of the lease `token` whose deletes succeeded, in one
-    /// statement. Returns how many it removed: fewer than `ids` means the
-    /// lease ran out and another worker holds those rows now.
+    /// statement. Returns the ids it removed: an id of `ids` missing there
+    /// means the lease ran out and another worker holds that row now.
     #[tracing::instrument(name = "db.done", skip_all)]
-    pub async fn done(&self, token: Uuid, ids: &[i64]) -> Result<u64, DbError> {
+    pub async fn done(&self, token: Uuid, ids: &[i64]) -> Result<Vec<i64>, DbError> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
-                "DELETE FROM claimcheck.pending_deletes WHERE id = ANY($1) AND lease_token = $2",
+                "DELETE FROM claimcheck.pending_deletes WHERE id = ANY($1) AND lease_token = $2
+                 RETURNING id",
             )
             .await?;
-        Ok(client.execute(&statement, &[&ids, &token]).await?)
+        let rows = client.query(&statement, &[&ids, &token]).await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     /// Gives a failed row back to the queue for another attempt after

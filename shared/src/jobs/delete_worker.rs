@@ -10,7 +10,10 @@
 //! for a notification on [`CHANNEL`] (a trigger sends one for every insert)
 //! or the poll interval, whichever comes first.
 
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use futures::{stream, StreamExt};
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -86,11 +89,17 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
         .iter()
         .partition(|row| failures.contains_key(&row.id));
     let ok_ids: Vec<i64> = ok.iter().map(|row| row.id).collect();
-    let removed = ctx.queue.done(lease.token, &ok_ids).await?;
-    let removed = usize::try_from(removed).unwrap_or(usize::MAX);
-    outcome.done = removed;
-    outcome.lost += ok_ids.len().saturating_sub(removed);
-    for row in &ok {
+    let removed: HashSet<i64> = ctx
+        .queue
+        .done(lease.token, &ok_ids)
+        .await?
+        .into_iter()
+        .collect();
+    outcome.done = removed.len();
+    outcome.lost += ok_ids.len() - removed.len();
+    // Only rows this lease removed count as done: a row whose lease ran out
+    // is counted by the worker that holds it now.
+    for row in ok.iter().filter(|row| removed.contains(&row.id)) {
         ctx.metrics.count_delete("done", row.reason);
         ctx.metrics.delete_duration_seconds.observe(elapsed);
     }

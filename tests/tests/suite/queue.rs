@@ -96,7 +96,7 @@ async fn a_lease_that_runs_out_makes_its_rows_visible_again() {
     // The first holder's lease is over: its late outcome must not land.
     assert_eq!(
         queue.done(first.token, &[first.rows[0].id]).await.unwrap(),
-        0
+        Vec::<i64>::new()
     );
     assert!(!queue
         .defer(first.token, first.rows[0].id, LONG, "late")
@@ -111,7 +111,7 @@ async fn a_lease_that_runs_out_makes_its_rows_visible_again() {
             .done(second.token, &[second.rows[0].id])
             .await
             .unwrap(),
-        1
+        [second.rows[0].id]
     );
     assert_eq!(queue.stats().await.unwrap(), Default::default());
 }
