@@ -1,18 +1,16 @@
 //! The real `claimcheck-api` binary on a random port, on a fresh database,
 //! with typed helpers for requests.
 
-use std::{process::Stdio, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use claimcheck::tokens::{Scope, TokenStore};
+use claimcheck::tokens::Scope;
 use serde_json::Value;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
+
+use crate::{
+    api_process::{ApiProcess, Logs},
+    db::{token, TestDb},
+    stores::{test_prefix, S3Target},
 };
-
-use crate::{binary, db::TestDb, required_env, stores::test_prefix};
-
-type Logs = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// Which object store the app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +40,9 @@ pub struct TestApp {
     /// The filesystem store's root, for the fs store.
     pub fs_root: Option<Arc<tempfile::TempDir>>,
     /// Every line the process logged so far.
-    pub logs: Arc<std::sync::Mutex<Vec<String>>>,
+    pub logs: Logs,
     env: Vec<(String, String)>,
-    child: Child,
+    process: ApiProcess,
 }
 
 impl TestApp {
@@ -58,35 +56,30 @@ impl TestApp {
         let db = Arc::new(TestDb::new().await);
         let prefix = test_prefix();
         let fs_root = (store == Store::Fs).then(|| Arc::new(tempfile::tempdir().expect("tempdir")));
-        let mut env = vec![("CLAIMCHECK_KEY_PREFIX".to_string(), prefix.clone())];
-        match (&store, &fs_root) {
-            (Store::Fs, Some(root)) => {
-                env.push(("CLAIMCHECK_STORE".into(), "fs".into()));
-                env.push((
+        let mut env: Vec<(String, String)> = match &fs_root {
+            Some(root) => vec![
+                ("CLAIMCHECK_KEY_PREFIX".into(), prefix.clone()),
+                ("CLAIMCHECK_STORE".into(), "fs".into()),
+                (
                     "CLAIMCHECK_FS_ROOT".into(),
                     root.path().display().to_string(),
-                ));
-            }
-            _ => env.extend(s3_env()),
-        }
+                ),
+            ],
+            None => S3Target::shared()
+                .env(&prefix)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        };
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let tokens = TokenStore::new(db.pool.clone());
-        let scopes = [Scope::Upload, Scope::Consume].into_iter().collect();
-        let token = tokens
-            .create("alice", &scopes, None, None)
-            .await
-            .unwrap()
-            .token;
-        let admin = [Scope::Admin].into_iter().collect();
-        let admin_token = tokens
-            .create("ops", &admin, None, None)
-            .await
-            .unwrap()
-            .token;
-        let (child, base, logs) = start(&db.url, &env).await;
+        let (token, admin_token) = (
+            token(&db.pool, "alice", &[Scope::Upload, Scope::Consume]).await,
+            token(&db.pool, "ops", &[Scope::Admin]).await,
+        );
+        let process = ApiProcess::spawn(&db.url, &env).await;
         Self {
-            logs,
-            base,
+            logs: process.logs.clone(),
+            base: process.base.clone(),
             db,
             token,
             admin_token,
@@ -95,16 +88,16 @@ impl TestApp {
             prefix,
             fs_root,
             env,
-            child,
+            process,
         }
     }
 
     /// A second API process on the same database and store: no sticky sessions.
     pub async fn another(&self) -> TestApp {
-        let (child, base, logs) = start(&self.db.url, &self.env).await;
+        let process = ApiProcess::spawn(&self.db.url, &self.env).await;
         TestApp {
-            logs,
-            base,
+            logs: process.logs.clone(),
+            base: process.base.clone(),
             db: self.db.clone(),
             token: self.token.clone(),
             admin_token: self.admin_token.clone(),
@@ -113,18 +106,13 @@ impl TestApp {
             prefix: self.prefix.clone(),
             fs_root: self.fs_root.clone(),
             env: self.env.clone(),
-            child,
+            process,
         }
     }
 
     /// A token for another owner with the given scopes.
     pub async fn token_for(&self, owner: &str, scopes: &[Scope]) -> String {
-        let scopes = scopes.iter().copied().collect();
-        TokenStore::new(self.db.pool.clone())
-            .create(owner, &scopes, None, None)
-            .await
-            .unwrap()
-            .token
+        token(&self.db.pool, owner, scopes).await
     }
 
     /// `METHOD base+path` with the upload token.
@@ -223,78 +211,9 @@ impl TestApp {
 
     /// Kills the process (SIGKILL) and waits for it.
     pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        self.process.kill9().await;
     }
-}
 
-/// Environment for the Garage server `scripts/test` started.
-pub fn s3_env() -> Vec<(String, String)> {
-    vec![
-        ("CLAIMCHECK_STORE".into(), "s3".into()),
-        (
-            "CLAIMCHECK_S3_ENDPOINT".into(),
-            required_env("CLAIMCHECK_TEST_S3_ENDPOINT"),
-        ),
-        (
-            "CLAIMCHECK_S3_BUCKET".into(),
-            required_env("CLAIMCHECK_TEST_S3_BUCKET"),
-        ),
-        (
-            "CLAIMCHECK_S3_REGION".into(),
-            required_env("CLAIMCHECK_TEST_S3_REGION"),
-        ),
-        ("CLAIMCHECK_S3_FORCE_PATH_STYLE".into(), "true".into()),
-        (
-            "AWS_ACCESS_KEY_ID".into(),
-            required_env("CLAIMCHECK_TEST_S3_ACCESS_KEY"),
-        ),
-        (
-            "AWS_SECRET_ACCESS_KEY".into(),
-            required_env("CLAIMCHECK_TEST_S3_SECRET_KEY"),
-        ),
-    ]
-}
-
-/// Starts the binary on port 0 and reads the port it bound from its log.
-async fn start(database_url: &str, env: &[(String, String)]) -> (Child, String, Logs) {
-    let mut child = Command::new(binary("claimcheck-api"))
-        .env("DATABASE_URL", database_url)
-        .env("CLAIMCHECK_LISTEN", "127.0.0.1:0")
-        .env("CLAIMCHECK_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start claimcheck-api");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let port = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read the api's log") {
-            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if entry["message"] == "claimcheck-api listening" {
-                return entry["port"].as_u64().expect("port in the log");
-            }
-        }
-        panic!("claimcheck-api exited before listening");
-    })
-    .await
-    .expect("claimcheck-api listens within 30 s");
-    // Keep reading the log so the process never blocks on a full pipe, and
-    // keep it for tests that check what was (not) logged.
-    let logs = Logs::default();
-    let kept = logs.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            kept.lock().expect("log buffer").push(line);
-        }
-    });
-    (child, format!("http://127.0.0.1:{port}"), logs)
-}
-
-impl TestApp {
     /// Sends a request by hand over TCP: `head` (request line and headers,
     /// without the blank line), then `body`, then closes the sending side;
     /// returns whatever the server answered (empty if it just closed).

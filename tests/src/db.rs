@@ -1,6 +1,9 @@
 //! A fresh database per test, dropped when the test ends.
 
-use claimcheck::db;
+use claimcheck::{
+    db,
+    tokens::{Scope, TokenStore},
+};
 use deadpool_postgres::Pool;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -91,6 +94,16 @@ impl Drop for TestDb {
             eprintln!("warning: could not drop test database {}", self.name);
         }
     }
+}
+
+/// Mints a token for `owner` with `scopes` on `pool`'s database.
+pub async fn token(pool: &Pool, owner: &str, scopes: &[Scope]) -> String {
+    let scopes = scopes.iter().copied().collect();
+    TokenStore::new(pool.clone())
+        .create(owner, &scopes, None, None)
+        .await
+        .expect("mint a token")
+        .token
 }
 
 /// Opens a connection and drives it on a background task.

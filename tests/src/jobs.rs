@@ -5,10 +5,13 @@
 use std::{sync::Arc, time::Duration};
 
 use claimcheck::{
+    db::deletes::NewDelete,
+    domain::DeleteReason,
     jobs::{JobContext, JobSettings},
     metrics::Metrics,
     store::ObjectStore,
 };
+use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::{db::TestDb, stores::bytes_body};
@@ -105,6 +108,38 @@ pub async fn put_object(store: &dyn ObjectStore, key: &str, len: usize) {
         )
         .await
         .expect("put a test object");
+}
+
+/// Puts a small object of `len` bytes at each of `keys`, 16 at a time.
+pub async fn put_objects(store: &dyn ObjectStore, keys: &[String], len: usize) {
+    futures::stream::iter(keys)
+        .for_each_concurrent(16, |key| put_object(store, key, len))
+        .await;
+}
+
+/// Opens a multipart session at `key` with one part of `len` bytes; returns
+/// its upload id.
+pub async fn open_session(store: &dyn ObjectStore, key: &str, len: usize) -> String {
+    let upload_id = store
+        .create_multipart(key, "application/octet-stream")
+        .await
+        .expect("open a multipart session");
+    store
+        .upload_part(key, &upload_id, 1, bytes_body(vec![1u8; len]), len as u64)
+        .await
+        .expect("upload a part");
+    upload_id
+}
+
+/// Queue rows that delete each of `keys` (reason `deleted`, no session).
+pub fn deletes(keys: &[String]) -> Vec<NewDelete> {
+    keys.iter()
+        .map(|k| NewDelete {
+            key: k.clone(),
+            upload_id: None,
+            reason: DeleteReason::Deleted,
+        })
+        .collect()
 }
 
 /// Whether `key` exists in `store`.

@@ -5,7 +5,10 @@
 //! The environment comes from `scripts/test`, which starts PostgreSQL and
 //! Garage; a test run without it fails loudly instead of skipping.
 
+pub mod api_process;
+pub mod app;
 pub mod db;
+pub mod faults;
 pub mod jobs;
 pub mod procs;
 pub mod stores;
@@ -35,5 +38,3 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
-pub mod app;
-pub mod faults;

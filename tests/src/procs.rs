@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::binary;
+use crate::{binary, stores::S3Target};
 
 /// A running worker whose standard output (the JSON log) goes to a file.
 pub struct WorkerProcess {
@@ -82,6 +82,25 @@ impl WorkerProcess {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Whether the process is alive (not exited, nor a zombie not yet
+    /// waited for).
+    pub fn running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .map(|s| {
+                let state = s.rsplit(") ").next().and_then(|r| r.chars().next());
+                !matches!(state, Some('Z' | 'X') | None)
+            })
+            .unwrap_or(false)
+    }
+
+    /// `SIGTERM`, then waits (20 s at most) and asserts it exited 0: a
+    /// graceful shutdown.
+    pub fn terminate(&mut self) {
+        self.signal("TERM");
+        let status = self.wait(Duration::from_secs(20));
+        assert!(status.success(), "worker {} exits 0: {status}", self.pid());
     }
 
     /// Waits for the process to exit (panics after `timeout`).
@@ -179,24 +198,11 @@ pub fn s3_worker_env(
     prefix: &str,
     endpoint: Option<String>,
 ) -> Vec<(&'static str, String)> {
-    let s3 = crate::stores::s3_settings();
-    vec![
-        ("DATABASE_URL", database_url.to_owned()),
-        ("CLAIMCHECK_STORE", "s3".into()),
-        (
-            "CLAIMCHECK_S3_ENDPOINT",
-            endpoint.unwrap_or_else(|| s3.endpoint.expect("test S3 endpoint")),
-        ),
-        ("CLAIMCHECK_S3_BUCKET", s3.bucket),
-        ("CLAIMCHECK_S3_REGION", s3.region),
-        ("CLAIMCHECK_S3_FORCE_PATH_STYLE", "true".into()),
-        ("AWS_ACCESS_KEY_ID", s3.access_key_id.expect("test S3 key")),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            s3.secret_access_key.expect("test S3 secret"),
-        ),
-        ("CLAIMCHECK_KEY_PREFIX", prefix.to_owned()),
-    ]
+    let mut s3 = S3Target::shared();
+    if let Some(endpoint) = endpoint {
+        s3.endpoint = endpoint;
+    }
+    s3.worker_env(database_url, prefix)
 }
 
 /// A plain HTTP/1.0 GET on localhost: the whole response, headers and body.

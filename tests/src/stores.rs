@@ -1,12 +1,12 @@
 //! Object stores for tests, each on a private prefix, and bodies to feed them.
 
-use std::{io, task::Poll};
+use std::{io, sync::Arc, task::Poll};
 
 use bytes::Bytes;
 use claimcheck::store::{
     fs::{FsStore, UrlSigner},
     s3::{S3Settings, S3Store},
-    ByteStream,
+    ByteStream, ObjectStore,
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -30,21 +30,79 @@ pub fn test_prefix() -> String {
 /// The S3 store `scripts/test` set up (Garage), path-style. Panics if the
 /// `CLAIMCHECK_TEST_S3_*` variables are missing: a test never skips silently.
 pub async fn s3_store() -> S3Store {
-    S3Store::new(s3_settings())
+    S3Store::new(S3Target::shared().settings())
         .await
         .expect("S3 store from CLAIMCHECK_TEST_S3_*")
 }
 
-/// The settings [`s3_store`] uses.
-pub fn s3_settings() -> S3Settings {
-    S3Settings {
-        endpoint: Some(required_env("CLAIMCHECK_TEST_S3_ENDPOINT")),
-        public_endpoint: None,
-        bucket: required_env("CLAIMCHECK_TEST_S3_BUCKET"),
-        region: required_env("CLAIMCHECK_TEST_S3_REGION"),
-        force_path_style: true,
-        access_key_id: Some(required_env("CLAIMCHECK_TEST_S3_ACCESS_KEY")),
-        secret_access_key: Some(required_env("CLAIMCHECK_TEST_S3_SECRET_KEY")),
+/// An S3 server to talk to: the shared test Garage or a private one
+/// (`faults::PrivateGarage`).
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    /// Endpoint URL.
+    pub endpoint: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Region.
+    pub region: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+}
+
+impl S3Target {
+    /// The Garage `scripts/test` started (shared by every test: never stop it).
+    pub fn shared() -> Self {
+        Self {
+            endpoint: required_env("CLAIMCHECK_TEST_S3_ENDPOINT"),
+            bucket: required_env("CLAIMCHECK_TEST_S3_BUCKET"),
+            region: required_env("CLAIMCHECK_TEST_S3_REGION"),
+            access_key: required_env("CLAIMCHECK_TEST_S3_ACCESS_KEY"),
+            secret_key: required_env("CLAIMCHECK_TEST_S3_SECRET_KEY"),
+        }
+    }
+
+    /// Settings for the library's S3 store.
+    pub fn settings(&self) -> S3Settings {
+        S3Settings {
+            endpoint: Some(self.endpoint.clone()),
+            public_endpoint: None,
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            force_path_style: true,
+            access_key_id: Some(self.access_key.clone()),
+            secret_access_key: Some(self.secret_key.clone()),
+        }
+    }
+
+    /// The library's S3 store on it.
+    pub async fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(S3Store::new(self.settings()).await.expect("S3 store"))
+    }
+
+    /// The environment of a process (API or worker) on it, under `prefix`.
+    pub fn env(&self, prefix: &str) -> Vec<(&'static str, String)> {
+        [
+            ("CLAIMCHECK_STORE", "s3"),
+            ("CLAIMCHECK_S3_ENDPOINT", &self.endpoint),
+            ("CLAIMCHECK_S3_BUCKET", &self.bucket),
+            ("CLAIMCHECK_S3_REGION", &self.region),
+            ("CLAIMCHECK_S3_FORCE_PATH_STYLE", "true"),
+            ("AWS_ACCESS_KEY_ID", &self.access_key),
+            ("AWS_SECRET_ACCESS_KEY", &self.secret_key),
+            ("CLAIMCHECK_KEY_PREFIX", prefix),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect()
+    }
+
+    /// A worker's environment: [`S3Target::env`] and `DATABASE_URL`.
+    pub fn worker_env(&self, database_url: &str, prefix: &str) -> Vec<(&'static str, String)> {
+        let mut env = vec![("DATABASE_URL", database_url.to_owned())];
+        env.extend(self.env(prefix));
+        env
     }
 }
 

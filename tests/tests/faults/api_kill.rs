@@ -11,10 +11,8 @@ use std::{
 use claimcheck::tokens::Scope;
 use claimcheck_tests::{
     db::TestDb,
-    faults::{
-        check_invariants, record_removals, serial, settle, settle_context, token, ApiProcess,
-        S3Target,
-    },
+    faults::{record_removals, serial, settle_and_check, token, ApiProcess, Caller, S3Target},
+    jobs::count,
     stores::{random_body, random_sha256, test_prefix},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -33,70 +31,59 @@ struct Client {
     completed: bool,
 }
 
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
+/// Starts (or finds again, by Idempotency-Key) the upload of `size` bytes.
+async fn init(api: &Caller, size: u64, key: &str) -> Result<Value, String> {
+    let res = api
+        .req(Method::POST, "/v1/uploads/multipart")
+        .header("Idempotency-Key", key)
+        .json(
+            &json!({"filename": "f.bin", "content_type": "application/octet-stream",
+                      "size": size, "part_size": PART}),
+        )
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.map_err(|e| e.to_string())?;
+    if status == 201 || status == 200 {
+        Ok(body)
+    } else {
+        Err(format!("init {status}: {body}"))
+    }
 }
 
-impl Api {
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+/// Sends part `n`: `len` bytes of the body `seed`.
+async fn put(api: &Caller, id: &str, n: u32, seed: u64, len: u64) -> Result<(), String> {
+    let res = api
+        .req(Method::PUT, &format!("/v1/uploads/{id}/parts/{n}"))
+        .header("Content-Length", len)
+        .header("X-Content-SHA256", random_sha256(seed, len))
+        .body(reqwest::Body::wrap_stream(random_body(seed, len)))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match res.status().as_u16() {
+        200 => Ok(()),
+        s => Err(format!(
+            "part {n}: {s} {}",
+            res.text().await.unwrap_or_default()
+        )),
     }
+}
 
-    async fn init(&self, size: u64, key: &str) -> Result<Value, String> {
-        let res = self
-            .req(Method::POST, "/v1/uploads/multipart")
-            .header("Idempotency-Key", key)
-            .json(
-                &json!({"filename": "f.bin", "content_type": "application/octet-stream",
-                          "size": size, "part_size": PART}),
-            )
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = res.status().as_u16();
-        let body: Value = res.json().await.map_err(|e| e.to_string())?;
-        if status == 201 || status == 200 {
-            Ok(body)
-        } else {
-            Err(format!("init {status}: {body}"))
-        }
-    }
-
-    async fn put(&self, id: &str, n: u32, seed: u64, len: u64) -> Result<(), String> {
-        let res = self
-            .req(Method::PUT, &format!("/v1/uploads/{id}/parts/{n}"))
-            .header("Content-Length", len)
-            .header("X-Content-SHA256", random_sha256(seed, len))
-            .body(reqwest::Body::wrap_stream(random_body(seed, len)))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        match res.status().as_u16() {
-            200 => Ok(()),
-            s => Err(format!(
-                "part {n}: {s} {}",
-                res.text().await.unwrap_or_default()
-            )),
-        }
-    }
-
-    async fn complete(&self, id: &str) -> Result<Value, String> {
-        let res = self
-            .req(Method::POST, &format!("/v1/uploads/{id}/complete"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = res.status().as_u16();
-        let body: Value = res.json().await.map_err(|e| e.to_string())?;
-        if status == 200 {
-            Ok(body)
-        } else {
-            Err(format!("complete {status}: {body}"))
-        }
+/// Completes the upload `id`.
+async fn complete(api: &Caller, id: &str) -> Result<Value, String> {
+    let res = api
+        .req(Method::POST, &format!("/v1/uploads/{id}/complete"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.map_err(|e| e.to_string())?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(format!("complete {status}: {body}"))
     }
 }
 
@@ -114,7 +101,7 @@ fn seed_of(upload: usize, n: u32) -> u64 {
 
 /// One client's upload, recording its progress, until it fails (the API died).
 async fn upload(
-    api: Arc<Api>,
+    api: Arc<Caller>,
     i: usize,
     delay: Duration,
     state: Arc<Mutex<Vec<Client>>>,
@@ -122,14 +109,13 @@ async fn upload(
 ) {
     tokio::time::sleep(delay).await;
     let size = state.lock().unwrap()[i].size;
-    let Ok(claim) = api.init(size, &format!("{run}-{i}")).await else {
+    let Ok(claim) = init(&api, size, &format!("{run}-{i}")).await else {
         return;
     };
     let id = claim["id"].as_str().unwrap().to_owned();
     state.lock().unwrap()[i].id = Some(id.clone());
     for n in 1..=2u32 {
-        if api
-            .put(&id, n, seed_of(i, n), part_len(size, n))
+        if put(&api, &id, n, seed_of(i, n), part_len(size, n))
             .await
             .is_err()
         {
@@ -137,17 +123,22 @@ async fn upload(
         }
         state.lock().unwrap()[i].parts_done.push(n);
     }
-    if api.complete(&id).await.is_ok() {
+    if complete(&api, &id).await.is_ok() {
         state.lock().unwrap()[i].completed = true;
     }
 }
 
 /// After the restart: find the claim (again by Idempotency-Key when the
 /// client never saw it), send the parts the server lacks, complete.
-async fn resume(api: &Api, i: usize, client: &Client, run: u64) -> Result<(String, bool), String> {
+async fn resume(
+    api: &Caller,
+    i: usize,
+    client: &Client,
+    run: u64,
+) -> Result<(String, bool), String> {
     let id = match &client.id {
         Some(id) => id.clone(),
-        None => api.init(client.size, &format!("{run}-{i}")).await?["id"]
+        None => init(api, client.size, &format!("{run}-{i}")).await?["id"]
             .as_str()
             .unwrap()
             .to_owned(),
@@ -168,12 +159,11 @@ async fn resume(api: &Api, i: usize, client: &Client, run: u64) -> Result<(Strin
             .collect();
         for n in 1..=2u32 {
             if !have.contains(&u64::from(n)) {
-                api.put(&id, n, seed_of(i, n), part_len(client.size, n))
-                    .await?;
+                put(api, &id, n, seed_of(i, n), part_len(client.size, n)).await?;
             }
         }
     }
-    let done = api.complete(&id).await?;
+    let done = complete(api, &id).await?;
     let expected = claimcheck::domain::composite_sha256(
         [1u32, 2]
             .iter()
@@ -186,10 +176,6 @@ async fn resume(api: &Api, i: usize, client: &Client, run: u64) -> Result<(Strin
         return Err(format!("upload {i} completed wrong: {done}"));
     }
     Ok((done["key"].as_str().unwrap().to_owned(), was_uploaded))
-}
-
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    db.client().await.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 async fn one_run(seed: u64) {
@@ -209,11 +195,7 @@ async fn one_run(seed: u64) {
         .collect();
     let total_bytes: u64 = clients.iter().map(|c| c.size).sum();
     let state = Arc::new(Mutex::new(clients));
-    let api = Arc::new(Api {
-        base: first.base.clone(),
-        token: token.clone(),
-        http: reqwest::Client::new(),
-    });
+    let api = Arc::new(Caller::new(&first.base, &token));
     let started = Instant::now();
     let tasks: Vec<_> = (0..UPLOADS)
         .map(|i| {
@@ -250,11 +232,7 @@ async fn one_run(seed: u64) {
 
     // A new process; two clients in three come back, the others abandon.
     let second = ApiProcess::spawn(&db.url, &env).await;
-    let api = Api {
-        base: second.base.clone(),
-        token,
-        http: reqwest::Client::new(),
-    };
+    let api = Caller::new(&second.base, &token);
     let mut resumed = 0;
     let mut already_uploaded = 0;
     let mut kept = Vec::new();
@@ -297,9 +275,7 @@ async fn one_run(seed: u64) {
         .await
         .unwrap()
         .get(0);
-    let ctx = settle_context(&db.pool, s3.store().await, &prefix);
-    let settled = settle(&ctx).await;
-    let checked = check_invariants(&db.pool, &db.url, &s3, &prefix).await;
+    let (settled, checked) = settle_and_check(&db.pool, &db.url, &s3, &prefix).await;
     assert!(second.panics().is_empty(), "{:?}", second.panics());
     assert_eq!(
         checked.registry + checked.uploaded,
@@ -310,17 +286,12 @@ async fn one_run(seed: u64) {
         "FAULT api-kill seed={seed}: {UPLOADS} uploads ({} MiB) killed at {kill_at:?} (test time {:.1?}): \
          {completed} completed, {in_flight} in flight with a claim, {} without; db at kill: \
          {pending} pending ({no_session} without session id), {uploaded} uploaded, {parts} part rows; \
-         resumed {resumed} ({already_uploaded} already uploaded), abandoned {}; settle {:.1?}: \
-         expired {}, recovered {}, drained {}, orphan sessions reaped {}; after: {} objects = {} registry + {} claims, deletes done {}",
+         resumed {resumed} ({already_uploaded} already uploaded), abandoned {}; {settled}; \
+         after: {} objects = {} registry + {} claims, deletes done {}",
         total_bytes / MIB,
         started.elapsed(),
         UPLOADS - with_claim,
         UPLOADS - completed - resumed,
-        settled.took,
-        settled.expired,
-        settled.recovered,
-        settled.drained,
-        settled.orphans_reaped,
         checked.objects,
         checked.registry,
         checked.uploaded,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use claimcheck::tokens::Scope;
 use claimcheck_tests::{
     db::TestDb,
-    faults::{run_audit, serial, settle, settle_context, token, ApiProcess, S3Target},
+    faults::{run_audit, serial, settle, token, ApiProcess, S3Target},
     stores::test_prefix,
 };
 
@@ -34,8 +34,8 @@ async fn schemathesis_finds_no_server_error() {
     let prefix = test_prefix();
     let s3 = S3Target::shared();
     let mut env = s3.env(&prefix);
-    env.push(("CLAIMCHECK_BODY_IDLE_TIMEOUT".into(), "2s".into()));
-    env.push(("CLAIMCHECK_MAX_UPLOAD_SIZE".into(), "64MiB".into()));
+    env.push(("CLAIMCHECK_BODY_IDLE_TIMEOUT", "2s".into()));
+    env.push(("CLAIMCHECK_MAX_UPLOAD_SIZE", "64MiB".into()));
     let mut api = ApiProcess::spawn(&db.url, &env).await;
     let token = token(
         &db.pool,
@@ -78,8 +78,7 @@ async fn schemathesis_finds_no_server_error() {
     );
     assert!(api.alive(), "the API survived the fuzzer");
     assert!(api.panics().is_empty(), "{:?}", api.panics());
-    let ctx = settle_context(&db.pool, s3.store().await, &prefix);
-    let settled = settle(&ctx).await;
+    let settled = settle(&db.pool, &s3, &prefix).await;
     let audit = run_audit(&db.url, &s3, &prefix);
     let summary: Vec<&str> = printed
         .lines()

@@ -3,119 +3,74 @@
 //! 503 `unavailable` with Retry-After meanwhile and recovers without a
 //! restart; so does the worker.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use claimcheck::{db::deletes::NewDelete, domain::DeleteReason, tokens::Scope};
+use claimcheck::tokens::Scope;
 use claimcheck_tests::{
     faults::{
-        check_invariants, record_removals, serial, settle, settle_context, status_and_code, token,
-        ApiProcess, PrivatePostgres, S3Target,
+        check_invariants, count_on, record_removals, removals_done, serial, settle_and_check,
+        status_and_code, token, wait_for_empty_queue, wait_for_removals, ApiProcess, Caller,
+        Clients, Outage, Pause, PrivatePostgres, S3Target,
     },
-    jobs::put_object,
+    jobs::{deletes, put_objects},
     procs::WorkerProcess,
     stores::{random_bytes, test_prefix},
 };
+use reqwest::Method;
 
 const OUTAGE: Duration = Duration::from_secs(3);
-
-#[derive(Debug, Clone)]
-struct Answer {
-    at: Duration,
-    status: u16,
-    code: Option<String>,
-    retry_after: Option<String>,
-}
 
 fn pool(url: &str) -> deadpool_postgres::Pool {
     claimcheck::db::connect(url, 8).expect("pool")
 }
 
-async fn count(url: &str, sql: &str) -> i64 {
-    pool(url)
-        .get()
-        .await
-        .expect("connection")
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
-/// Whether `pid` is a live process (not a zombie).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s.rsplit(") ").next().and_then(|r| r.chars().next());
-            !matches!(state, Some('Z' | 'X') | None)
-        })
-        .unwrap_or(false)
+/// Both scenarios' start: a cluster of their own that records the queue
+/// rows removed, the shared Garage, a fresh prefix.
+async fn start() -> (PrivatePostgres, S3Target, String) {
+    let pg = PrivatePostgres::start().await;
+    record_removals(&pool(&pg.url)).await;
+    (pg, S3Target::shared(), test_prefix())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restart_during_uploads_answers_503_then_recovers() {
     let _serial = serial().await;
-    let pg = PrivatePostgres::start().await;
-    let s3 = S3Target::shared();
-    let prefix = test_prefix();
-    let setup = pool(&pg.url);
-    record_removals(&setup).await;
-    let token = token(&setup, "alice", &[Scope::Upload, Scope::Consume]).await;
-    drop(setup);
+    let (pg, s3, prefix) = start().await;
+    let token = token(&pool(&pg.url), "alice", &[Scope::Upload, Scope::Consume]).await;
     let mut env = s3.env(&prefix);
     // The chunked clients only start uploads: no cap in the way.
-    env.push(("CLAIMCHECK_MAX_PENDING_PER_OWNER".into(), "100000".into()));
+    env.push(("CLAIMCHECK_MAX_PENDING_PER_OWNER", "100000".into()));
     let mut api = ApiProcess::spawn(&pg.url, &env).await;
     let http = reqwest::Client::new();
-    let answers = Arc::new(Mutex::new(Vec::<Answer>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let t0 = Instant::now();
-    let clients: Vec<_> = (0..6u64)
-        .map(|c| {
-            let (http, base, token) = (http.clone(), api.base.clone(), token.clone());
-            let (answers, stop) = (answers.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let res = match c % 3 {
-                        0 | 1 => {
-                            http.post(format!("{base}/v1/uploads?filename=a.bin"))
-                                .bearer_auth(&token)
-                                .header("Content-Type", "application/octet-stream")
-                                .body(random_bytes(c * 1000 + i, 256 * 1024))
-                                .send()
-                                .await
-                        }
-                        _ => {
-                            http.post(format!("{base}/v1/uploads/multipart"))
-                                .bearer_auth(&token)
-                                .json(&serde_json::json!({"filename": "m.bin",
-                                "content_type": "application/octet-stream", "size": 1000}))
-                                .send()
-                                .await
-                        }
-                    };
-                    let res = res.expect("the API itself stays up");
-                    let (status, code, retry_after) = status_and_code(res).await;
-                    answers.lock().unwrap().push(Answer {
-                        at: t0.elapsed(),
-                        status,
-                        code,
-                        retry_after,
-                    });
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pause = Pause {
+        after_success: Duration::from_millis(50),
+        after_failure: Duration::from_millis(50),
+    };
+    let clients = Clients::start(
+        &Caller::new(&api.base, &token),
+        6,
+        pause,
+        |api, c, i| async move {
+            match c % 3 {
+                0 | 1 => {
+                    api.req(Method::POST, "/v1/uploads?filename=a.bin")
+                        .header("Content-Type", "application/octet-stream")
+                        .body(random_bytes(c * 1000 + i, 256 * 1024))
+                        .send()
+                        .await
                 }
-            })
-        })
-        .collect();
+                _ => {
+                    api.req(Method::POST, "/v1/uploads/multipart")
+                        .json(&serde_json::json!({"filename": "m.bin",
+                        "content_type": "application/octet-stream", "size": 1000}))
+                        .send()
+                        .await
+                }
+            }
+        },
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let stopped_at = t0.elapsed();
+    let stopped_at = clients.elapsed();
     pg.stop();
     tokio::time::sleep(OUTAGE / 2).await;
     let health = http
@@ -132,12 +87,9 @@ async fn postgres_restart_during_uploads_answers_503_then_recovers() {
     let (ready_status, ready_code, _) = status_and_code(ready).await;
     tokio::time::sleep(OUTAGE / 2).await;
     pg.start_again();
-    let restarted_at = t0.elapsed();
+    let restarted_at = clients.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
+    let answers = clients.stop().await;
     let ready_after = http
         .get(format!("{}/readyz", api.base))
         .send()
@@ -150,56 +102,34 @@ async fn postgres_restart_during_uploads_answers_503_then_recovers() {
     assert!(api.alive(), "the same API process");
     assert!(api.panics().is_empty(), "{:?}", api.panics());
 
-    let answers = answers.lock().unwrap().clone();
-    let bad: Vec<_> = answers
-        .iter()
-        .filter(|a| !matches!(a.status, 200 | 201))
-        .filter(|a| {
-            !(a.status == 503
-                && a.code.as_deref() == Some("unavailable")
-                && a.retry_after.is_some())
-        })
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "only 503 unavailable with Retry-After: {bad:?}"
-    );
-    let unavailable: Vec<_> = answers.iter().filter(|a| a.status == 503).collect();
-    assert!(!unavailable.is_empty(), "the outage was seen");
-    let first_503 = unavailable.first().unwrap().at;
-    let last_503 = unavailable.last().unwrap().at;
+    let Outage {
+        first: first_503,
+        last: last_503,
+        count: unavailable,
+    } = Outage::seen_in(&answers);
     let first_ok_after = answers
         .iter()
-        .find(|a| a.status < 300 && a.at > restarted_at)
+        .find(|a| a.ok() && a.at > restarted_at)
         .map(|a| a.at)
         .expect("uploads succeed again without restarting the API");
     let ok_before = answers
         .iter()
-        .filter(|a| a.status < 300 && a.at < stopped_at)
+        .filter(|a| a.ok() && a.at < stopped_at)
         .count();
     let ok_after = answers
         .iter()
-        .filter(|a| a.status < 300 && a.at > restarted_at)
+        .filter(|a| a.ok() && a.at > restarted_at)
         .count();
 
-    let db = pool(&pg.url);
-    let ctx = settle_context(&db, s3.store().await, &prefix);
-    let settled = settle(&ctx).await;
-    let checked = check_invariants(&db, &pg.url, &s3, &prefix).await;
+    let (settled, checked) = settle_and_check(&pool(&pg.url), &pg.url, &s3, &prefix).await;
     eprintln!(
         "FAULT pg-restart-uploads: PostgreSQL stopped at {stopped_at:.1?} for {OUTAGE:?}, started again at \
-         {restarted_at:.1?}; {} answers: {ok_before} ok before, {} x 503 unavailable (Retry-After) from \
+         {restarted_at:.1?}; {} answers: {ok_before} ok before, {unavailable} x 503 unavailable (Retry-After) from \
          {first_503:.1?} to {last_503:.1?}, first success at {first_ok_after:.1?} ({:.0?} after the start), \
-         {ok_after} ok after; /healthz {health} and /readyz {ready_status} during; settle {:.1?}: expired {}, \
-         recovered {}, drained {}, reaped {}; after: {} objects, all accounted for",
+         {ok_after} ok after; /healthz {health} and /readyz {ready_status} during; {settled}; \
+         after: {} objects, all accounted for",
         answers.len(),
-        unavailable.len(),
         first_ok_after.saturating_sub(restarted_at),
-        settled.took,
-        settled.expired,
-        settled.recovered,
-        settled.drained,
-        settled.orphans_reaped,
         checked.objects,
     );
 }
@@ -208,28 +138,10 @@ async fn postgres_restart_during_uploads_answers_503_then_recovers() {
 async fn postgres_restart_during_a_drain_the_same_worker_finishes() {
     const ROWS: usize = 300;
     let _serial = serial().await;
-    let pg = PrivatePostgres::start().await;
-    let s3 = S3Target::shared();
-    let prefix = test_prefix();
-    let setup = pool(&pg.url);
-    record_removals(&setup).await;
-    let store = s3.store().await;
+    let (pg, s3, prefix) = start().await;
     let keys: Vec<String> = (0..ROWS + 50).map(|i| format!("{prefix}k{i}")).collect();
-    for chunk in keys.chunks(25) {
-        futures::future::join_all(chunk.iter().map(|k| put_object(&*store, k, 10))).await;
-    }
-    let items = |keys: &[String]| -> Vec<NewDelete> {
-        keys.iter()
-            .map(|k| NewDelete {
-                key: k.clone(),
-                upload_id: None,
-                reason: DeleteReason::Deleted,
-            })
-            .collect()
-    };
-    let mut env: Vec<(&str, String)> = vec![("DATABASE_URL", pg.url.clone())];
-    let s3_env = s3.env(&prefix);
-    env.extend(s3_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    put_objects(&*s3.store().await, &keys, 10).await;
+    let mut env = s3.worker_env(&pg.url, &prefix);
     env.extend([
         ("CLAIMCHECK_DELETE_BATCH", "5".to_owned()),
         ("CLAIMCHECK_DELETE_CONCURRENCY", "1".to_owned()),
@@ -241,56 +153,44 @@ async fn postgres_restart_during_a_drain_the_same_worker_finishes() {
     ]);
     let mut worker = WorkerProcess::spawn(&env);
     worker.wait_for_log("worker started", Duration::from_secs(20));
-    claimcheck::db::DeleteQueue::new(setup.clone())
-        .enqueue(&items(&keys[..ROWS]))
+    claimcheck::db::DeleteQueue::new(pool(&pg.url))
+        .enqueue(&deletes(&keys[..ROWS]))
         .await
         .unwrap();
-    drop(setup);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&pg.url, "SELECT count(*) FROM public.fault_removed").await < 20 {
-        assert!(Instant::now() < deadline, "the drain starts");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let done_at_stop = count(&pg.url, "SELECT count(*) FROM public.fault_removed").await;
+    wait_for_removals(&pg.url, 20).await;
+    let done_at_stop = removals_done(&pg.url).await;
     pg.stop();
     tokio::time::sleep(OUTAGE).await;
-    assert!(running(worker.pid()), "the worker rides out the outage");
+    assert!(worker.running(), "the worker rides out the outage");
     pg.start_again();
     let back = Instant::now();
     // New rows after the restart: the worker must notice them too (its
     // LISTEN connection was cut with the server).
     let setup = pool(&pg.url);
-    let leased_at_start = count(
+    let leased_at_start = count_on(
         &pg.url,
         "SELECT count(*) FROM claimcheck.pending_deletes WHERE leased_until > now()",
     )
     .await;
     claimcheck::db::DeleteQueue::new(setup.clone())
-        .enqueue(&items(&keys[ROWS..]))
+        .enqueue(&deletes(&keys[ROWS..]))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&pg.url, "SELECT count(*) FROM claimcheck.pending_deletes").await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the same worker drains once PostgreSQL is back (alive: {}); log:\n{}",
-            running(worker.pid()),
-            std::fs::read_link(format!("/proc/{}/fd/1", worker.pid()))
-                .and_then(std::fs::read)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_empty_queue(
+        &pg.url,
+        &worker,
+        Duration::from_secs(30),
+        "the same worker drains once PostgreSQL is back",
+    )
+    .await;
     let drained_in = back.elapsed();
-    assert!(running(worker.pid()), "the same worker process");
+    assert!(worker.running(), "the same worker process");
     let lines = worker.log_lines();
     let errors = lines
         .iter()
         .filter(|l| l.contains("\"level\":\"ERROR\"") || l.contains("\"level\":\"WARN\""))
         .count();
-    worker.signal("TERM");
-    assert!(worker.wait(Duration::from_secs(20)).success());
+    worker.terminate();
     let checked = check_invariants(&setup, &pg.url, &s3, &prefix).await;
     assert_eq!(checked.objects, 0);
     assert_eq!(checked.deletes_done, (ROWS + 50) as i64);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use claimcheck::tokens::Scope;
 use claimcheck_tests::{
     db::TestDb,
-    faults::{check_invariants, serial, settle, settle_context, token, ApiProcess, S3Target},
+    faults::{serial, settle_and_check, token, ApiProcess, S3Target},
     jobs::count,
     stores::{random_bytes, test_prefix},
 };
@@ -58,7 +58,7 @@ async fn slow_loris_and_lying_lengths_store_nothing_and_stay_bounded() {
     let prefix = test_prefix();
     let s3 = S3Target::shared();
     let mut env = s3.env(&prefix);
-    env.push(("CLAIMCHECK_BODY_IDLE_TIMEOUT".into(), "2s".into()));
+    env.push(("CLAIMCHECK_BODY_IDLE_TIMEOUT", "2s".into()));
     let mut api = ApiProcess::spawn(&db.url, &env).await;
     let token = token(&db.pool, "alice", &[Scope::Upload, Scope::Consume]).await;
     let http = reqwest::Client::new();
@@ -248,9 +248,7 @@ async fn slow_loris_and_lying_lengths_store_nothing_and_stay_bounded() {
     );
     assert!(api.alive() && api.panics().is_empty(), "{:?}", api.panics());
 
-    let ctx = settle_context(&db.pool, s3.store().await, &prefix);
-    let settled = settle(&ctx).await;
-    let checked = check_invariants(&db.pool, &db.url, &s3, &prefix).await;
+    let (settled, checked) = settle_and_check(&db.pool, &db.url, &s3, &prefix).await;
     eprintln!(
         "FAULT slow-clients: {STALLED_SINGLE} single-shot + {STALLED_PARTS} part bodies stalled after 1000 bytes \
          with a 2 s idle timeout: all cut within {slowest_cut:.1?} ({answered} answered 4xx, the rest closed; \

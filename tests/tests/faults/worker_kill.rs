@@ -2,20 +2,16 @@
 //! it drains 2,000 rows (real objects, multipart sessions, missing keys);
 //! a last worker finishes. No row lost, none dead, every object gone.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use claimcheck::{db::deletes::NewDelete, domain::DeleteReason, store::ObjectStore};
+use claimcheck::{db::deletes::NewDelete, domain::DeleteReason};
 use claimcheck_tests::{
     db::TestDb,
-    faults::{check_invariants, record_removals, serial, S3Target},
-    jobs::{count, put_object, sessions},
+    faults::{check_invariants, record_removals, serial, wait_for_empty_queue, S3Target},
+    jobs::{count, deletes, open_session, put_objects, sessions},
     procs::WorkerProcess,
-    stores::{bytes_body, test_prefix},
+    stores::test_prefix,
 };
-use futures::StreamExt;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const ROWS: usize = 2000;
@@ -29,32 +25,13 @@ async fn kill_9_of_workers_mid_lease_loses_no_delete() {
     record_removals(&db.pool).await;
     let prefix = test_prefix();
     let s3 = S3Target::shared();
-    let store: Arc<dyn ObjectStore> = s3.store().await;
+    let store = s3.store().await;
     let objects: Vec<String> = (0..OBJECTS).map(|i| format!("{prefix}obj{i}")).collect();
-    futures::stream::iter(&objects)
-        .for_each_concurrent(16, |key| {
-            let store = store.clone();
-            async move { put_object(&*store, key, 100).await }
-        })
-        .await;
-    let mut items: Vec<NewDelete> = objects
-        .iter()
-        .map(|k| NewDelete {
-            key: k.clone(),
-            upload_id: None,
-            reason: DeleteReason::Deleted,
-        })
-        .collect();
+    put_objects(&*store, &objects, 100).await;
+    let mut items = deletes(&objects);
     for i in 0..SESSIONS {
         let key = format!("{prefix}session{i}");
-        let upload_id = store
-            .create_multipart(&key, "application/octet-stream")
-            .await
-            .unwrap();
-        store
-            .upload_part(&key, &upload_id, 1, bytes_body(vec![1u8; 1000]), 1000)
-            .await
-            .unwrap();
+        let upload_id = open_session(&*store, &key, 1000).await;
         items.push(NewDelete {
             key,
             upload_id: Some(upload_id),
@@ -69,9 +46,7 @@ async fn kill_9_of_workers_mid_lease_loses_no_delete() {
         });
     }
 
-    let mut env: Vec<(&str, String)> = vec![("DATABASE_URL", db.url.clone())];
-    let s3_env = s3.env(&prefix);
-    env.extend(s3_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let mut env = s3.worker_env(&db.url, &prefix);
     env.extend([
         ("CLAIMCHECK_DELETE_BATCH", "20".to_owned()),
         ("CLAIMCHECK_DELETE_LEASE", "2s".to_owned()),
@@ -109,17 +84,15 @@ async fn kill_9_of_workers_mid_lease_loses_no_delete() {
 
     let mut finisher = WorkerProcess::spawn(&env);
     let finisher_started = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&db, "SELECT count(*) FROM claimcheck.pending_deletes").await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the last worker drains the queue"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_empty_queue(
+        &db.url,
+        &finisher,
+        Duration::from_secs(60),
+        "the last worker drains the queue",
+    )
+    .await;
     let drained_in = finisher_started.elapsed();
-    finisher.signal("TERM");
-    assert!(finisher.wait(Duration::from_secs(20)).success());
+    finisher.terminate();
 
     let removed = count(&db, "SELECT count(DISTINCT id) FROM public.fault_removed").await;
     let handed_over = count(

@@ -12,14 +12,14 @@ use claimcheck::{
 use claimcheck_tests::{
     db::TestDb,
     jobs::{
-        context, count, exists, fast_settings, put_object, record_removals, sessions,
+        context, count, exists, fast_settings, open_session, put_object, record_removals, sessions,
         wait_until_empty, walk_files,
     },
     procs::{
         black_hole, closed_port, http_get, log_duration_secs, log_field, plain_stdout,
         run_worker_command, s3_worker_env, WorkerProcess,
     },
-    stores::{bytes_body, s3_store, test_prefix},
+    stores::{s3_store, test_prefix},
 };
 
 fn delete(key: &str, upload_id: Option<&str>) -> NewDelete {
@@ -44,14 +44,7 @@ async fn one_step_aborts_sessions_and_deletes_objects_on_s3() {
     put_object(&*store, &a, 10).await;
     put_object(&*store, &b, 10).await;
     let session_key = format!("{prefix}mp");
-    let upload_id = store
-        .create_multipart(&session_key, "application/octet-stream")
-        .await
-        .unwrap();
-    store
-        .upload_part(&session_key, &upload_id, 1, bytes_body(vec![1u8; 100]), 100)
-        .await
-        .unwrap();
+    let upload_id = open_session(&*store, &session_key, 100).await;
     ctx.queue
         .enqueue(&[
             delete(&a, None),
@@ -234,8 +227,7 @@ async fn a_worker_facing_a_dead_s3_backs_off_and_another_drains_once_it_is_back(
         assert!(Instant::now() < deadline, "three failed attempts each");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    worker.signal("TERM");
-    assert!(worker.wait(Duration::from_secs(20)).success());
+    worker.terminate();
     assert_eq!(
         queue.stats().await.unwrap().dead,
         0,
@@ -267,8 +259,7 @@ async fn a_worker_facing_a_dead_s3_backs_off_and_another_drains_once_it_is_back(
     for key in &keys {
         assert!(!exists(&store, key).await, "{key} deleted once S3 is back");
     }
-    healed.signal("TERM");
-    assert!(healed.wait(Duration::from_secs(20)).success());
+    healed.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -335,8 +326,7 @@ async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
         30,
         "each row was leased by the dead worker, then done by the rescuer"
     );
-    rescuer.signal("TERM");
-    assert!(rescuer.wait(Duration::from_secs(20)).success());
+    rescuer.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -396,4 +386,46 @@ async fn sigterm_hands_back_rows_in_hand_within_the_shutdown_timeout() {
         0,
         "a handed-back lease does not count as an attempt"
     );
+}
+
+#[tokio::test]
+async fn a_row_whose_lease_ran_out_counts_as_done_only_for_the_worker_holding_it_now() {
+    let db = TestDb::new().await;
+    let prefix = test_prefix();
+    let store: Arc<dyn ObjectStore> = Arc::new(s3_store().await);
+    let slow = context(&db, store.clone(), fast_settings(&prefix));
+    let fast = context(&db, store.clone(), fast_settings(&prefix));
+    let key = format!("{prefix}late");
+    put_object(&*store, &key, 10).await;
+    slow.queue.enqueue(&[delete(&key, None)]).await.unwrap();
+
+    // The slow worker's lease runs out before it writes its outcome; the
+    // row is leased again meanwhile.
+    let late = slow
+        .queue
+        .lease(10, Duration::from_millis(200), 12)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let current = fast
+        .queue
+        .lease(10, Duration::from_secs(60), 12)
+        .await
+        .unwrap();
+    assert_eq!(current.rows.len(), 1, "the row is due again");
+
+    let outcome = delete_worker::process(&slow, &late).await.unwrap();
+    assert_eq!((outcome.done, outcome.lost), (0, 1), "{outcome:?}");
+    let done = "claimcheck_deletes_total{outcome=\"done\",reason=\"deleted\"}";
+    let rendered = slow.metrics.render();
+    assert!(
+        !rendered.contains(&format!("{done} 1")),
+        "the late worker does not count it: {rendered}"
+    );
+    let outcome = delete_worker::process(&fast, &current).await.unwrap();
+    assert_eq!((outcome.done, outcome.lost), (1, 0), "{outcome:?}");
+    let rendered = fast.metrics.render();
+    assert!(rendered.contains(&format!("{done} 1")), "{rendered}");
+    assert!(!exists(&*store, &key).await);
+    assert_eq!(slow.queue.stats().await.unwrap(), Default::default());
 }

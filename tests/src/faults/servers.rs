@@ -1,0 +1,139 @@
+//! A Garage and a PostgreSQL of the scenario's own, started and stopped
+//! through `scripts/lib`: stopping them disturbs no other test.
+
+use std::{path::PathBuf, process::Stdio};
+
+use crate::stores::S3Target;
+
+/// The workspace root (scripts live there).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// `bash scripts/lib/NAME ARGS` with `env`, reading nothing from standard input.
+fn script_command(name: &str, args: &[&str], env: &[(String, String)]) -> std::process::Command {
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(workspace_root().join("scripts/lib").join(name))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `bash scripts/lib/NAME ARGS` with `env`; panics unless it succeeds;
+/// returns its standard output.
+fn script(name: &str, args: &[&str], env: &[(String, String)]) -> String {
+    let out = script_command(name, args, env)
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/lib/{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/lib/{name} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `bash scripts/lib/NAME ARG` with `env` and ignores how it went: for
+/// clean-up in `drop`, where a second panic would hide the test's own.
+fn clean_up(name: &str, arg: &str, env: &[(String, String)]) {
+    let _ = script_command(name, &[arg], env)
+        .stdout(Stdio::null())
+        .status();
+}
+
+fn key_values(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn value(env: &[(String, String)], name: &str) -> String {
+    env.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("{name} missing from {env:?}"))
+}
+
+/// A single-node Garage of the scenario's own (`scripts/lib/garage.sh
+/// start-private`), removed on drop.
+pub struct PrivateGarage {
+    /// How to reach it.
+    pub s3: S3Target,
+    env: Vec<(String, String)>,
+}
+
+impl PrivateGarage {
+    /// Starts one (a second or two).
+    pub fn start() -> Self {
+        let env = key_values(&script("garage.sh", &["start-private"], &[]));
+        let s3 = S3Target {
+            endpoint: value(&env, "CLAIMCHECK_TEST_S3_ENDPOINT"),
+            bucket: value(&env, "CLAIMCHECK_TEST_S3_BUCKET"),
+            region: value(&env, "CLAIMCHECK_TEST_S3_REGION"),
+            access_key: value(&env, "CLAIMCHECK_TEST_S3_ACCESS_KEY"),
+            secret_key: value(&env, "CLAIMCHECK_TEST_S3_SECRET_KEY"),
+        };
+        Self { s3, env }
+    }
+
+    /// Stops the server (SIGTERM), keeping its data.
+    pub fn stop(&self) {
+        script("garage.sh", &["stop"], &self.env);
+    }
+
+    /// Starts it again and waits until it answers.
+    pub fn start_again(&self) {
+        script("garage.sh", &["start"], &self.env);
+    }
+}
+
+impl Drop for PrivateGarage {
+    fn drop(&mut self) {
+        clean_up("garage.sh", "cleanup", &self.env);
+    }
+}
+
+/// A PostgreSQL cluster of the scenario's own (`scripts/lib/postgres.sh
+/// start-private`), migrated, removed on drop.
+pub struct PrivatePostgres {
+    /// Connection string (database `postgres`, migrated).
+    pub url: String,
+    env: Vec<(String, String)>,
+}
+
+impl PrivatePostgres {
+    /// Starts one and migrates it (a few seconds).
+    pub async fn start() -> Self {
+        let env = key_values(&script("postgres.sh", &["start-private"], &[]));
+        let url = value(&env, "DATABASE_URL");
+        let pg = Self { url, env };
+        claimcheck::db::migrate(&pg.url)
+            .await
+            .expect("migrate the private cluster");
+        pg
+    }
+
+    /// Stops the server (`pg_ctl -m fast`: connections are cut), keeping its data.
+    pub fn stop(&self) {
+        script("postgres.sh", &["stop", "fast"], &self.env);
+    }
+
+    /// Starts it again on the same port.
+    pub fn start_again(&self) {
+        script("postgres.sh", &["start"], &self.env);
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        clean_up("postgres.sh", "destroy", &self.env);
+    }
+}
