@@ -62,6 +62,9 @@ pub struct Lease {
     pub token: Uuid,
     /// The rows, each with its `attempts` already counting this lease.
     pub rows: Vec<PendingDelete>,
+    /// When the lease runs out, by this process's clock (measured from
+    /// before the lease was asked for, so never later than the database's).
+    pub expires: std::time::Instant,
 }
 
 /// Counts of the queue's rows by state, for metrics and `queue stats`.
@@ -137,6 +140,7 @@ impl DeleteQueue {
         lease: Duration,
         max_attempts: u32,
     ) -> Result<Lease, DbError> {
+        let expires = std::time::Instant::now() + lease;
         let client = self.pool.get().await?;
         let token = Uuid::new_v4();
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
@@ -150,7 +154,11 @@ impl DeleteQueue {
             )
             .await?;
         let rows = rows.iter().map(delete_from_row).collect::<Result<_, _>>()?;
-        Ok(Lease { token, rows })
+        Ok(Lease {
+            token,
+            rows,
+            expires,
+        })
     }
 
     /// Removes rows of the lease `token` whose deletes succeeded, in one

@@ -12,7 +12,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use futures::{stream, StreamExt};
@@ -20,7 +20,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use super::{backoff, JobContext, JobError};
-use crate::{db::deletes::Lease, domain::PendingDelete};
+use crate::{
+    db::{deletes::Lease, DbError},
+    domain::PendingDelete,
+};
 
 /// The channel `claimcheck.notify_pending_delete()` notifies on insert.
 pub const CHANNEL: &str = "claimcheck_pending_deletes";
@@ -89,9 +92,7 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
         .iter()
         .partition(|row| failures.contains_key(&row.id));
     let ok_ids: Vec<i64> = ok.iter().map(|row| row.id).collect();
-    let removed: HashSet<i64> = ctx
-        .queue
-        .done(lease.token, &ok_ids)
+    let removed: HashSet<i64> = while_leased(lease, || ctx.queue.done(lease.token, &ok_ids))
         .await?
         .into_iter()
         .collect();
@@ -109,14 +110,16 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
         let attempts = u32::try_from(row.attempts).unwrap_or(0);
         let kept = if attempts >= ctx.settings.max_attempts {
             tracing::error!(id = row.id, key = %row.key, attempts, %error, "delete parked as dead");
-            let parked = ctx.queue.park_dead(lease.token, row.id, error).await?;
+            let parked =
+                while_leased(lease, || ctx.queue.park_dead(lease.token, row.id, error)).await?;
             outcome.dead += usize::from(parked);
             parked.then_some("dead")
         } else {
             let s = &ctx.settings;
             let delay = backoff::delay(attempts, s.backoff_base, s.backoff_max);
             tracing::warn!(id = row.id, key = %row.key, attempts, ?delay, %error, "delete failed; deferred");
-            let deferred = ctx.queue.defer(lease.token, row.id, delay, error).await?;
+            let deferred =
+                while_leased(lease, || ctx.queue.defer(lease.token, row.id, delay, error)).await?;
             outcome.deferred += usize::from(deferred);
             deferred.then_some("deferred")
         };
@@ -133,6 +136,28 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
         );
     }
     Ok(outcome)
+}
+
+/// Runs `write`, an outcome of `lease`'s rows, again while PostgreSQL is
+/// unreachable and the lease lasts. The store work is done by then: giving
+/// up would leave the rows to wait for the lease to run out (5 minutes by
+/// default) and be deleted a second time by another worker.
+async fn while_leased<T, F, Fut>(lease: &Lease, mut write: F) -> Result<T, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(e) if e.is_unavailable() && Instant::now() + pause < lease.expires => {
+                tracing::warn!(error = %e, ?pause, "could not record delete outcomes; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Aborts sessions, then deletes objects. Returns the error of each row that
@@ -303,7 +328,7 @@ async fn wait(ctx: &JobContext, wake: &tokio::sync::Notify, cancel: &Cancellatio
 async fn listen(
     url: String,
     wake: std::sync::Arc<tokio::sync::Notify>,
-    retry: std::time::Duration,
+    retry: Duration,
     cancel: CancellationToken,
 ) {
     while !cancel.is_cancelled() {
