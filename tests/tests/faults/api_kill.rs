@@ -1,7 +1,8 @@
 //! `kill -9` of the API at a random moment of 50 concurrent chunked uploads,
-//! for several seeds; then a new API process, clients that resume (with
-//! their Idempotency-Key when they never saw their claim) or abandon,
-//! expiry, sweep, drain, reap, and the audit.
+//! for several seeds, with parts sent through the API or straight to S3 on
+//! presigned URLs; then a new API process, clients that resume (with their
+//! Idempotency-Key when they never saw their claim) or abandon, expiry,
+//! sweep, drain, reap, and the audit.
 
 use std::{
     sync::{Arc, Mutex},
@@ -13,7 +14,7 @@ use claimcheck_tests::{
     db::TestDb,
     faults::{record_removals, serial, settle_and_check, token, ApiProcess, Caller, S3Target},
     jobs::count,
-    stores::{random_body, random_sha256, test_prefix},
+    stores::{random_body, random_bytes, random_sha256, test_prefix},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::Method;
@@ -22,6 +23,16 @@ use serde_json::{json, Value};
 const MIB: u64 = 1024 * 1024;
 const UPLOADS: usize = 50;
 const PART: u64 = 5 * MIB;
+
+/// How a client sends its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// `PUT /v1/uploads/{id}/parts/{n}`: the API streams them to S3.
+    ThroughApi,
+    /// Presigned by the API, then PUT straight to the S3 server: the API
+    /// only sees the presign calls and complete.
+    Presigned,
+}
 
 #[derive(Debug, Clone, Default)]
 struct Client {
@@ -52,8 +63,18 @@ async fn init(api: &Caller, size: u64, key: &str) -> Result<Value, String> {
     }
 }
 
-/// Sends part `n`: `len` bytes of the body `seed`.
-async fn put(api: &Caller, id: &str, n: u32, seed: u64, len: u64) -> Result<(), String> {
+/// Sends part `n`: `len` bytes of the body `seed`, the way `parts` says.
+async fn put(
+    api: &Caller,
+    parts: Parts,
+    id: &str,
+    n: u32,
+    seed: u64,
+    len: u64,
+) -> Result<(), String> {
+    if parts == Parts::Presigned {
+        return put_direct(api, id, n, seed, len).await;
+    }
     let res = api
         .req(Method::PUT, &format!("/v1/uploads/{id}/parts/{n}"))
         .header("Content-Length", len)
@@ -68,6 +89,32 @@ async fn put(api: &Caller, id: &str, n: u32, seed: u64, len: u64) -> Result<(), 
             "part {n}: {s} {}",
             res.text().await.unwrap_or_default()
         )),
+    }
+}
+
+/// Sends part `n` straight to the S3 server on a URL the API presigned.
+async fn put_direct(api: &Caller, id: &str, n: u32, seed: u64, len: u64) -> Result<(), String> {
+    let res = api
+        .req(Method::POST, &format!("/v1/uploads/{id}/parts/{n}/presign"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let presigned: Value = res.json().await.map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("presign {n}: {status} {presigned}"));
+    }
+    let mut direct = api
+        .http
+        .put(presigned["url"].as_str().unwrap_or_default())
+        .body(random_bytes(seed, len));
+    for (k, v) in presigned["headers"].as_object().into_iter().flatten() {
+        direct = direct.header(k, v.as_str().unwrap_or_default());
+    }
+    let res = direct.send().await.map_err(|e| e.to_string())?;
+    match res.status().as_u16() {
+        200 => Ok(()),
+        s => Err(format!("direct part {n}: {s}")),
     }
 }
 
@@ -102,6 +149,7 @@ fn seed_of(upload: usize, n: u32) -> u64 {
 /// One client's upload, recording its progress, until it fails (the API died).
 async fn upload(
     api: Arc<Caller>,
+    parts: Parts,
     i: usize,
     delay: Duration,
     state: Arc<Mutex<Vec<Client>>>,
@@ -115,7 +163,7 @@ async fn upload(
     let id = claim["id"].as_str().unwrap().to_owned();
     state.lock().unwrap()[i].id = Some(id.clone());
     for n in 1..=2u32 {
-        if put(&api, &id, n, seed_of(i, n), part_len(size, n))
+        if put(&api, parts, &id, n, seed_of(i, n), part_len(size, n))
             .await
             .is_err()
         {
@@ -132,6 +180,7 @@ async fn upload(
 /// client never saw it), send the parts the server lacks, complete.
 async fn resume(
     api: &Caller,
+    parts: Parts,
     i: usize,
     client: &Client,
     run: u64,
@@ -151,15 +200,20 @@ async fn resume(
     let seen: Value = seen.json().await.map_err(|e| e.to_string())?;
     let was_uploaded = seen["status"] == "uploaded";
     if !was_uploaded {
-        let have: Vec<u64> = seen["parts"]
-            .as_array()
-            .ok_or_else(|| format!("no parts in {seen}"))?
-            .iter()
-            .filter_map(|p| p["part_number"].as_u64())
-            .collect();
+        // The API records the parts it streamed; parts sent straight to S3
+        // only the client knows it sent.
+        let have: Vec<u32> = match parts {
+            Parts::ThroughApi => seen["parts"]
+                .as_array()
+                .ok_or_else(|| format!("no parts in {seen}"))?
+                .iter()
+                .filter_map(|p| u32::try_from(p["part_number"].as_u64()?).ok())
+                .collect(),
+            Parts::Presigned => client.parts_done.clone(),
+        };
         for n in 1..=2u32 {
-            if !have.contains(&u64::from(n)) {
-                put(api, &id, n, seed_of(i, n), part_len(client.size, n)).await?;
+            if !have.contains(&n) {
+                put(api, parts, &id, n, seed_of(i, n), part_len(client.size, n)).await?;
             }
         }
     }
@@ -172,13 +226,15 @@ async fn resume(
             .iter()
             .map(|d| Some(d.as_str())),
     );
+    // The API never sees the bytes of a part sent straight to S3.
+    let expected = expected.filter(|_| parts == Parts::ThroughApi);
     if done["sha256"].as_str() != expected.as_deref() || done["size"] != client.size {
         return Err(format!("upload {i} completed wrong: {done}"));
     }
     Ok((done["key"].as_str().unwrap().to_owned(), was_uploaded))
 }
 
-async fn one_run(seed: u64) {
+async fn one_run(parts: Parts, seed: u64) {
     let db = TestDb::new().await;
     record_removals(&db.pool).await;
     let prefix = test_prefix();
@@ -200,7 +256,7 @@ async fn one_run(seed: u64) {
     let tasks: Vec<_> = (0..UPLOADS)
         .map(|i| {
             let delay = Duration::from_millis(rng.random_range(0..1500));
-            tokio::spawn(upload(api.clone(), i, delay, state.clone(), seed))
+            tokio::spawn(upload(api.clone(), parts, i, delay, state.clone(), seed))
         })
         .collect();
     let kill_at = Duration::from_millis(rng.random_range(300..3000));
@@ -223,7 +279,7 @@ async fn one_run(seed: u64) {
         "SELECT count(*) FROM claimcheck.upload_claims WHERE status = 'uploaded'",
     )
     .await;
-    let parts = count(&db, "SELECT count(*) FROM claimcheck.upload_parts").await;
+    let part_rows = count(&db, "SELECT count(*) FROM claimcheck.upload_parts").await;
     let no_session = count(
         &db,
         "SELECT count(*) FROM claimcheck.upload_claims WHERE upload_id IS NULL",
@@ -240,7 +296,7 @@ async fn one_run(seed: u64) {
         if client.completed || i % 3 == 0 {
             continue;
         }
-        let (key, was) = resume(&api, i, client, seed)
+        let (key, was) = resume(&api, parts, i, client, seed)
             .await
             .unwrap_or_else(|e| panic!("seed {seed}: upload {i} ({client:?}) resumes: {e}"));
         resumed += 1;
@@ -283,9 +339,9 @@ async fn one_run(seed: u64) {
         "every finished upload is an object"
     );
     eprintln!(
-        "FAULT api-kill seed={seed}: {UPLOADS} uploads ({} MiB) killed at {kill_at:?} (test time {:.1?}): \
+        "FAULT api-kill {parts:?} seed={seed}: {UPLOADS} uploads ({} MiB) killed at {kill_at:?} (test time {:.1?}): \
          {completed} completed, {in_flight} in flight with a claim, {} without; db at kill: \
-         {pending} pending ({no_session} without session id), {uploaded} uploaded, {parts} part rows; \
+         {pending} pending ({no_session} without session id), {uploaded} uploaded, {part_rows} part rows; \
          resumed {resumed} ({already_uploaded} already uploaded), abandoned {}; {settled}; \
          after: {} objects = {} registry + {} claims, deletes done {}",
         total_bytes / MIB,
@@ -303,6 +359,14 @@ async fn one_run(seed: u64) {
 async fn kill_9_of_the_api_during_50_chunked_uploads() {
     let _serial = serial().await;
     for seed in [1, 2, 3] {
-        one_run(seed).await;
+        one_run(Parts::ThroughApi, seed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_api_during_50_uploads_with_presigned_parts() {
+    let _serial = serial().await;
+    for seed in [4, 5] {
+        one_run(Parts::Presigned, seed).await;
     }
 }
