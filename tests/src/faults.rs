@@ -11,13 +11,14 @@ mod settle;
 
 use std::time::{Duration, Instant};
 
+pub use crate::jobs::record_removals;
 pub use crate::{api_process::ApiProcess, db::token, stores::S3Target};
 use crate::{db::connect, procs::WorkerProcess};
 pub use load::{status_and_code, Answer, Caller, Clients, Outage, Pause};
 pub use servers::{workspace_root, PrivateGarage, PrivatePostgres};
 pub use settle::{
-    check_invariants, record_removals, run_audit, settle, settle_and_check, settle_context,
-    settle_settings, Checked, Settled,
+    check_invariants, run_audit, settle, settle_and_check, settle_context, settle_settings,
+    Checked, Settled,
 };
 
 /// One fault scenario at a time in the fault binary, whatever the harness's
@@ -43,7 +44,7 @@ pub async fn count_on(database_url: &str, sql: &str) -> i64 {
 /// How many queue rows the removal recorder ([`record_removals`]) counted
 /// so far.
 pub async fn removals_done(database_url: &str) -> i64 {
-    count_on(database_url, "SELECT count(*) FROM public.fault_removed").await
+    count_on(database_url, "SELECT count(*) FROM public.removed").await
 }
 
 /// Waits until the removal recorder counted `n` rows done: the drain is

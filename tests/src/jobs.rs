@@ -11,6 +11,7 @@ use claimcheck::{
     metrics::Metrics,
     store::ObjectStore,
 };
+use deadpool_postgres::Pool;
 use futures::StreamExt;
 use uuid::Uuid;
 
@@ -131,15 +132,19 @@ pub async fn open_session(store: &dyn ObjectStore, key: &str, len: usize) -> Str
     upload_id
 }
 
+/// A queue row that deletes `key` (reason `deleted`), aborting `upload_id`
+/// first if given.
+pub fn delete(key: &str, upload_id: Option<&str>) -> NewDelete {
+    NewDelete {
+        key: key.to_owned(),
+        upload_id: upload_id.map(str::to_owned),
+        reason: DeleteReason::Deleted,
+    }
+}
+
 /// Queue rows that delete each of `keys` (reason `deleted`, no session).
 pub fn deletes(keys: &[String]) -> Vec<NewDelete> {
-    keys.iter()
-        .map(|k| NewDelete {
-            key: k.clone(),
-            upload_id: None,
-            reason: DeleteReason::Deleted,
-        })
-        .collect()
+    keys.iter().map(|k| delete(k, None)).collect()
 }
 
 /// Whether `key` exists in `store`.
@@ -173,16 +178,20 @@ pub async fn count(db: &TestDb, sql: &str) -> i64 {
         .get(0)
 }
 
-/// Records, for every queue row removed, how many times it had been leased
-/// (in `public.removed (id, attempts)`): a row processed by two workers
-/// would have been leased twice.
-pub async fn record_removals(db: &TestDb) {
-    db.client()
+/// Installs a trigger that records every queue row removed in
+/// `public.removed (id, object_key, attempts, dead)`: a row processed by two
+/// workers was leased twice, and a queued delete is lost if its row is gone
+/// without its object.
+pub async fn record_removals(pool: &Pool) {
+    pool.get()
         .await
+        .expect("db connection")
         .batch_execute(
-            "CREATE TABLE public.removed (id bigint, attempts int);
+            "CREATE TABLE public.removed (id bigint, object_key text, attempts int, dead boolean);
              CREATE FUNCTION public.record_removal() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN INSERT INTO public.removed VALUES (OLD.id, OLD.attempts); RETURN NULL; END $$;
+             BEGIN INSERT INTO public.removed
+                   VALUES (OLD.id, OLD.object_key, OLD.attempts, OLD.dead_at IS NOT NULL);
+                   RETURN NULL; END $$;
              CREATE TRIGGER record_removal AFTER DELETE ON claimcheck.pending_deletes
                  FOR EACH ROW EXECUTE FUNCTION public.record_removal();",
         )

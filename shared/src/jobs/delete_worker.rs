@@ -190,8 +190,9 @@ async fn store_work(ctx: &JobContext, rows: &[PendingDelete]) -> HashMap<i64, St
     if keys.is_empty() {
         return failures;
     }
-    // S3 deletes up to 1000 keys in one request; the filesystem store deletes
-    // one file at a time, so its keys are spread over the allowed concurrency.
+    // S3 deletes up to 1000 keys in one request. The filesystem store
+    // unlinks a call's keys one after another on one blocking thread, so its
+    // keys are spread over the allowed concurrency instead.
     let per_call = if ctx.store.kind() == "fs" {
         keys.len().div_ceil(concurrency)
     } else {

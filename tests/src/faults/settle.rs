@@ -15,7 +15,7 @@ use claimcheck::{
 };
 use deadpool_postgres::Pool;
 
-use crate::{procs::run_worker_command, stores::S3Target};
+use crate::{jobs::fast_settings, procs::run_worker_command, stores::S3Target};
 
 /// Job settings for driving the jobs one step at a time while settling:
 /// no backoff, a claim TTL of 1 ms and no orphan grace (so the reaper takes
@@ -23,21 +23,11 @@ use crate::{procs::run_worker_command, stores::S3Target};
 pub fn settle_settings(prefix: &str) -> JobSettings {
     JobSettings {
         delete_batch: 500,
-        delete_lease: Duration::from_secs(60),
         max_attempts: 12,
         concurrency: 8,
-        backoff_base: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-        poll_interval: Duration::from_millis(200),
-        sweep_interval: Duration::from_millis(200),
-        sweep_batch: 500,
         claim_ttl: Duration::from_millis(1),
-        unconsumed_ttl: Some(Duration::from_secs(3600)),
-        orphan_grace: Duration::ZERO,
-        reap_interval: Duration::from_secs(60),
-        key_prefix: prefix.to_owned(),
-        shutdown_timeout: Duration::from_secs(5),
         gauge_interval: Duration::from_secs(60),
+        ..fast_settings(prefix)
     }
 }
 
@@ -127,25 +117,6 @@ pub struct Checked {
     pub registry: usize,
     /// Queue rows removed as done during the scenario (needs [`record_removals`]).
     pub deletes_done: i64,
-}
-
-/// Installs a trigger that records every queue row removed (id, key,
-/// attempts) in `public.fault_removed`, for "no queued delete lost".
-pub async fn record_removals(pool: &Pool) {
-    pool.get()
-        .await
-        .expect("db connection")
-        .batch_execute(
-            "CREATE TABLE public.fault_removed (id bigint, object_key text, attempts int, dead boolean);
-             CREATE FUNCTION public.fault_record_removal() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN INSERT INTO public.fault_removed
-                   VALUES (OLD.id, OLD.object_key, OLD.attempts, OLD.dead_at IS NOT NULL);
-                   RETURN NULL; END $$;
-             CREATE TRIGGER fault_record_removal AFTER DELETE ON claimcheck.pending_deletes
-                 FOR EACH ROW EXECUTE FUNCTION public.fault_record_removal();",
-        )
-        .await
-        .expect("install the removal recorder");
 }
 
 async fn keys(pool: &Pool, sql: &str, prefix: &str) -> BTreeSet<String> {
@@ -284,7 +255,7 @@ pub async fn check_invariants(
         "the queue is drained (no row due, leased or dead)"
     );
     let recorder: Option<String> = client
-        .query_one("SELECT to_regclass('public.fault_removed')::text", &[])
+        .query_one("SELECT to_regclass('public.removed')::text", &[])
         .await
         .expect("recorder")
         .get(0);
@@ -292,7 +263,7 @@ pub async fn check_invariants(
     if recorder.is_some() {
         let row = client
             .query_one(
-                "SELECT count(*), count(*) FILTER (WHERE dead) FROM public.fault_removed",
+                "SELECT count(*), count(*) FILTER (WHERE dead) FROM public.removed",
                 &[],
             )
             .await
@@ -302,7 +273,7 @@ pub async fn check_invariants(
         deletes_done = row.get(0);
         let removed = keys(
             pool,
-            "SELECT DISTINCT object_key FROM public.fault_removed WHERE starts_with(object_key, $1)",
+            "SELECT DISTINCT object_key FROM public.removed WHERE starts_with(object_key, $1)",
             prefix,
         )
         .await;

@@ -94,15 +94,15 @@ async fn kill_9_of_workers_mid_lease_loses_no_delete() {
     let drained_in = finisher_started.elapsed();
     finisher.terminate();
 
-    let removed = count(&db, "SELECT count(DISTINCT id) FROM public.fault_removed").await;
+    let removed = count(&db, "SELECT count(DISTINCT id) FROM public.removed").await;
     let handed_over = count(
         &db,
-        "SELECT count(*) FROM public.fault_removed WHERE attempts >= 2",
+        "SELECT count(*) FROM public.removed WHERE attempts >= 2",
     )
     .await;
     let max_attempts = count(
         &db,
-        "SELECT coalesce(max(attempts), 0)::bigint FROM public.fault_removed",
+        "SELECT coalesce(max(attempts), 0)::bigint FROM public.removed",
     )
     .await;
     assert_eq!(

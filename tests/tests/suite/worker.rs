@@ -6,23 +6,13 @@ mod processes;
 
 use std::{sync::Arc, time::Duration};
 
-use claimcheck::{
-    db::deletes::NewDelete, domain::DeleteReason, jobs::delete_worker, store::ObjectStore,
-};
+use claimcheck::{jobs::delete_worker, store::ObjectStore};
 use claimcheck_tests::{
     db::TestDb,
-    jobs::{context, exists, fast_settings, open_session, put_object, sessions},
+    jobs::{context, delete, exists, fast_settings, open_session, put_object, sessions},
     procs::{plain_stdout, run_worker_command},
     stores::{s3_store, test_prefix},
 };
-
-pub(super) fn delete(key: &str, upload_id: Option<&str>) -> NewDelete {
-    NewDelete {
-        key: key.to_owned(),
-        upload_id: upload_id.map(str::to_owned),
-        reason: DeleteReason::Deleted,
-    }
-}
 
 #[tokio::test]
 async fn one_step_aborts_sessions_and_deletes_objects_on_s3() {

@@ -46,6 +46,18 @@ pub enum CreateError {
     Db(#[from] DbError),
 }
 
+impl From<tokio_postgres::Error> for CreateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for CreateError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::Db(e.into())
+    }
+}
+
 /// Serialises the creations of one owner for the rest of the transaction.
 const OWNER_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || $1, 0))";
@@ -88,16 +100,14 @@ impl ClaimStore {
         max_pending: u32,
         idempotency_key: Option<&str>,
     ) -> Result<(Claim, bool), CreateError> {
-        let mut client = self.pool.get().await.map_err(DbError::from)?;
-        let tx = client.transaction().await.map_err(DbError::from)?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
         // Every statement below runs while the owner's lock is held, so each
         // is prepared once per connection: an unnamed statement would add a
         // parse round trip per statement to the time other creations of the
         // same owner wait.
-        let lock = tx.prepare_cached(OWNER_LOCK).await.map_err(DbError::from)?;
-        tx.execute(&lock, &[&new.owner])
-            .await
-            .map_err(DbError::from)?;
+        let lock = tx.prepare_cached(OWNER_LOCK).await?;
+        tx.execute(&lock, &[&new.owner]).await?;
         if let Some(idem) = idempotency_key {
             if let Some(claim) = reuse_idempotent(&tx, &new.owner, idem).await? {
                 return Ok((claim, true));
@@ -105,23 +115,16 @@ impl ClaimStore {
         }
         // Counting stops at the cap: only "under or not" matters, and an
         // owner near a large cap should not pay for counting all of it.
-        let count = tx
-            .prepare_cached(COUNT_PENDING)
-            .await
-            .map_err(DbError::from)?;
+        let count = tx.prepare_cached(COUNT_PENDING).await?;
         let pending: i64 = tx
             .query_one(&count, &[&new.owner, &i64::from(max_pending)])
-            .await
-            .map_err(DbError::from)?
+            .await?
             .get(0);
         if pending >= i64::from(max_pending) {
             return Err(CreateError::TooManyPending { max: max_pending });
         }
         let (part_size, part_count) = new.parts.unzip();
-        let insert = tx
-            .prepare_cached(&insert_sql())
-            .await
-            .map_err(DbError::from)?;
+        let insert = tx.prepare_cached(&insert_sql()).await?;
         let row = tx
             .query_one(
                 &insert,
@@ -139,9 +142,8 @@ impl ClaimStore {
                     &idempotency_key,
                 ],
             )
-            .await
-            .map_err(DbError::from)?;
-        tx.commit().await.map_err(DbError::from)?;
+            .await?;
+        tx.commit().await?;
         Ok((claim_from_row(&row)?, false))
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use claimcheck_tests::{
     db::TestDb,
-    jobs::{count, exists, put_object, record_removals, wait_until_empty, walk_files},
+    jobs::{count, delete, exists, put_object, record_removals, wait_until_empty, walk_files},
     procs::{
         black_hole, closed_port, http_get, log_duration_secs, log_field, s3_worker_env,
         WorkerProcess,
@@ -14,13 +14,11 @@ use claimcheck_tests::{
     stores::{s3_store, test_prefix},
 };
 
-use super::delete;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn four_processes_drain_20000_rows_each_exactly_once() {
     const ROWS: usize = 20_000;
     let db = TestDb::new().await;
-    record_removals(&db).await;
+    record_removals(&db.pool).await;
     let root = tempfile::tempdir().unwrap();
     for dir in 0..100 {
         std::fs::create_dir_all(root.path().join(format!("d{dir}"))).unwrap();
@@ -163,7 +161,7 @@ async fn a_worker_facing_a_dead_s3_backs_off_and_another_drains_once_it_is_back(
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_a_lease_holder_hands_its_rows_to_another_worker() {
     let db = TestDb::new().await;
-    record_removals(&db).await;
+    record_removals(&db.pool).await;
     let prefix = test_prefix();
     let store = s3_store().await;
     let keys: Vec<String> = (0..30).map(|i| format!("{prefix}k{i}")).collect();
