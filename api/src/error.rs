@@ -172,7 +172,7 @@ impl From<UploadError> for ApiError {
         match e {
             UploadError::NotFound => ApiError::not_found(message),
             UploadError::Expired => ApiError::Expired,
-            UploadError::Conflict(_) => ApiError::conflict(message),
+            UploadError::Conflict(_) | UploadError::Busy(_) => ApiError::conflict(message),
             UploadError::MissingParts(parts) => ApiError::Conflict {
                 message: format!("parts missing: {parts:?}"),
                 missing_parts: Some(parts),

@@ -57,6 +57,7 @@ impl Application {
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
         let pool = db::connect(url, config.db_pool_size)?;
+        db::settings::record_key_prefix_at_start(&pool, &config.key_prefix).await?;
         let store = store_from_config(&config.store).await?;
         let downloads = Downloads::from_config(&config).await?;
         let listener = TcpListener::bind(config.listen)?;

@@ -105,6 +105,21 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// A key prefix is empty or ends in `/`, so `app1` can never match the keys
+/// of `app10/` (the reaper, the audit and `schedule_delete` look under it).
+fn check_key_prefix(prefix: &str) -> Result<String, String> {
+    if prefix.is_empty() {
+        return Ok(String::new());
+    }
+    if !prefix.ends_with('/') || prefix.starts_with('/') || prefix.contains("//") {
+        return Err("must be empty, or path segments ending in `/` (like `app1/`)".into());
+    }
+    if prefix.len() > 256 || prefix.chars().any(char::is_control) {
+        return Err("must be at most 256 bytes without control characters".into());
+    }
+    Ok(prefix.to_owned())
+}
+
 const DEFAULT_DENIED: &str =
     "text/html, image/svg+xml, application/xhtml+xml, application/javascript, text/javascript";
 
@@ -136,6 +151,7 @@ impl Config {
                     force_path_style: env.parse("CLAIMCHECK_S3_FORCE_PATH_STYLE", "false")?,
                     access_key_id: env.opt("AWS_ACCESS_KEY_ID"),
                     secret_access_key: env.opt("AWS_SECRET_ACCESS_KEY"),
+                    timeout: Some(env.duration("CLAIMCHECK_S3_TIMEOUT", "30s")?),
                 })
             }
             other => {
@@ -173,7 +189,7 @@ impl Config {
             delete_backoff_max: env.duration("CLAIMCHECK_DELETE_BACKOFF_MAX", "1h")?,
             allowed_content_types: env.list("CLAIMCHECK_ALLOWED_CONTENT_TYPES", "*/*"),
             denied_content_types: env.list("CLAIMCHECK_DENIED_CONTENT_TYPES", DEFAULT_DENIED),
-            key_prefix: env.str("CLAIMCHECK_KEY_PREFIX", ""),
+            key_prefix: env.with("CLAIMCHECK_KEY_PREFIX", "", check_key_prefix)?,
             presign_ttl: env.duration("CLAIMCHECK_PRESIGN_TTL", "15m")?,
             url_signing_key: env.opt("CLAIMCHECK_URL_SIGNING_KEY"),
             db_pool_size: env.parse("CLAIMCHECK_DB_POOL_SIZE", "16")?,

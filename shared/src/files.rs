@@ -30,7 +30,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use tokio_postgres::Transaction;
 
-pub use crate::db::objects::ConsumeError;
+pub use crate::db::objects::{ConsumeError, ScheduleError};
 use crate::{
     db::{objects::object_from_row, DbError, ObjectRegistry},
     domain::{DeleteReason, RegistryObject},
@@ -89,7 +89,10 @@ impl<'a, 't> Files<'a, 't> {
 
     /// Removes the registry rows of `keys` (where there are any) and queues
     /// each key's delete with reason `deleted`. Keys are de-duplicated.
-    pub async fn delete(&mut self, keys: &[String]) -> Result<(), DbError> {
+    ///
+    /// Refused, with nothing queued by this call, for a key outside the
+    /// service's key space or one that is still an upload claim.
+    pub async fn delete(&mut self, keys: &[String]) -> Result<(), ScheduleError> {
         let keys: BTreeSet<&String> = keys.iter().collect();
         for key in keys {
             ObjectRegistry::schedule_delete_in(&*self.tx, key, DeleteReason::Deleted).await?;

@@ -37,6 +37,8 @@ pub fn fast_settings(prefix: &str) -> JobSettings {
         key_prefix: prefix.to_owned(),
         shutdown_timeout: Duration::from_secs(5),
         gauge_interval: Duration::from_secs(1),
+        store_timeout: Duration::from_secs(60),
+        stall_after: Duration::from_secs(60),
     }
 }
 

@@ -73,6 +73,7 @@ impl S3Target {
             force_path_style: true,
             access_key_id: Some(self.access_key.clone()),
             secret_access_key: Some(self.secret_key.clone()),
+            timeout: None,
         }
     }
 

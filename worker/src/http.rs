@@ -44,9 +44,11 @@ async fn render_metrics(ctx: web::Data<JobContext>) -> HttpResponse {
         .body(ctx.metrics.render())
 }
 
-/// Ready when PostgreSQL answers. The store's state is reported, not
-/// required: an S3 outage must not take every worker out at once (their
-/// deletes are deferred and retried anyway).
+/// Ready when PostgreSQL answers and every job loop completed a step within
+/// [`JobSettings::stall_after`](claimcheck::jobs::JobSettings::stall_after)
+/// (a loop wedged on a call that never returns is not ready). The store's
+/// state is reported, not required: an S3 outage must not take every
+/// worker out at once (their deletes are deferred and retried anyway).
 async fn ready(ctx: web::Data<JobContext>) -> HttpResponse {
     let timeout = Duration::from_secs(2);
     let database = matches!(
@@ -59,11 +61,18 @@ async fn ready(ctx: web::Data<JobContext>) -> HttpResponse {
         Ok(Ok(_) | Err(StoreError::NotFound)) => "ok",
         _ => "unavailable",
     };
+    let stalled: Vec<&str> = ctx
+        .liveness
+        .stalled(ctx.settings.stall_after)
+        .into_iter()
+        .map(|l| l.name())
+        .collect();
     let body = serde_json::json!({
         "database": if database { "ok" } else { "unavailable" },
         "store": store,
+        "stalled_loops": stalled,
     });
-    if database {
+    if database && stalled.is_empty() {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

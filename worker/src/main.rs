@@ -74,6 +74,7 @@ async fn context(config: &Config) -> anyhow::Result<(JobContext, String)> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let (ctx, url) = context(&config).await?;
+    db::settings::record_key_prefix_at_start(&ctx.pool, &config.key_prefix).await?;
     let cancel = CancellationToken::new();
     let server = http::start(config.metrics_listen, ctx.clone())?;
     tracing::info!(

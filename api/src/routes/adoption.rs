@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix_web::{get, post, web, HttpResponse};
 use claimcheck::{
-    db::{DbError, ObjectRegistry},
+    db::{DbError, ObjectRegistry, ScheduleError},
     domain::{DeleteReason, RegistryObject},
     files::{ConsumeError, Files},
     store::validate_key,
@@ -126,6 +126,7 @@ pub(crate) async fn consume(
             }
         }
         Err(ConsumeError::Db(e)) => return Err(e.into()),
+        Err(ConsumeError::Schedule(e)) => return Err(schedule_error(e)),
     };
     tx.commit().await.map_err(DbError::from)?;
     objects.sort_by(|a, b| a.key.cmp(&b.key));
@@ -152,7 +153,7 @@ pub(crate) async fn show_object(
 
 /// Removes the registry rows of the keys (where there are any) and queues
 /// every key's delete, in one transaction. Reasons: `replaced`, `deleted`.
-#[utoipa::path(post, path = "/v1/deletes", request_body = DeleteRequest, responses((status = 202, body = DeletesAccepted), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(post, path = "/v1/deletes", request_body = DeleteRequest, responses((status = 202, body = DeletesAccepted), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/deletes")]
 pub(crate) async fn schedule_deletes(
     caller: Caller,
@@ -184,12 +185,24 @@ pub(crate) async fn schedule_deletes(
     let mut client = state.pool.get().await.map_err(DbError::from)?;
     let tx = client.transaction().await.map_err(DbError::from)?;
     for (key, reason) in &deletes {
-        ObjectRegistry::schedule_delete_in(&*tx, key, *reason).await?;
+        // A refusal drops the transaction: nothing of this request is queued.
+        ObjectRegistry::schedule_delete_in(&*tx, key, *reason)
+            .await
+            .map_err(schedule_error)?;
     }
     tx.commit().await.map_err(DbError::from)?;
     Ok(HttpResponse::Accepted().json(DeletesAccepted {
         queued: deletes.len(),
     }))
+}
+
+/// A refused delete: 400 outside the key space, 409 for a live claim.
+pub(crate) fn schedule_error(e: ScheduleError) -> ApiError {
+    match e {
+        ScheduleError::Invalid(m) => ApiError::InvalidRequest(m),
+        ScheduleError::LiveClaim(m) => ApiError::conflict(m),
+        ScheduleError::Db(e) => e.into(),
+    }
 }
 
 /// A registry object as JSON, with `public_url` for a public object when

@@ -10,7 +10,9 @@ use super::{deletes, secs, DbError};
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
 mod create;
-pub use create::{CreateError, NewClaim};
+mod writer;
+pub use create::{request_fingerprint, CreateError, NewClaim};
+pub use writer::WriterLock;
 
 pub(super) const COLUMNS: &str =
     "id, object_key, upload_id, status, owner, filename, content_type, size, \
@@ -144,7 +146,8 @@ impl ClaimStore {
         Ok(row.get(0))
     }
 
-    /// Up to `limit` claims in `status` whose `expires_at` has passed, oldest first.
+    /// Up to `limit` claims in `status` whose `expires_at` has passed, oldest
+    /// first, leaving out those a writer holds (a complete in progress).
     #[tracing::instrument(name = "db.list_expired", skip_all)]
     pub async fn list_expired(
         &self,
@@ -155,6 +158,7 @@ impl ClaimStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM claimcheck.upload_claims
               WHERE status = $1 AND expires_at <= now()
+                AND (writer_until IS NULL OR writer_until <= now())
               ORDER BY expires_at LIMIT $2"
         );
         let rows = client.query(&sql, &[&status.as_str(), &limit]).await?;
@@ -169,9 +173,18 @@ impl ClaimStore {
         ids: &[Uuid],
         status: ClaimStatus,
     ) -> Result<Vec<Claim>, DbError> {
+        // Rows are locked in key order, as `consume_claims` locks them, so a
+        // sweep and a consume of overlapping claims wait for each other
+        // instead of deadlocking. A claim whose writer lock is held (a
+        // complete in progress) is not abandoned: it is left for later.
         let sql = format!(
             "DELETE FROM claimcheck.upload_claims
-              WHERE id = ANY($1) AND status = $2 AND expires_at <= now()
+              WHERE id IN (
+                    SELECT id FROM claimcheck.upload_claims
+                     WHERE id = ANY($1) AND status = $2 AND expires_at <= now()
+                       AND (writer_until IS NULL OR writer_until <= now())
+                     ORDER BY object_key
+                       FOR UPDATE)
           RETURNING {COLUMNS}"
         );
         let rows = tx.query(&sql, &[&ids, &status.as_str()]).await?;

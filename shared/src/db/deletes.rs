@@ -117,6 +117,58 @@ impl DeleteQueue {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Queues the delete of an object this process wrote but whose claim
+    /// is gone, unless the key is live at this moment (a claim or a registry
+    /// row has it): one statement, so the two checks and the insert see the
+    /// same snapshot and a claim consumed meanwhile counts as its registry
+    /// row. True when a row was queued.
+    #[tracing::instrument(name = "db.enqueue_unless_live", skip_all)]
+    pub async fn enqueue_unless_live(&self, item: &NewDelete) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "INSERT INTO claimcheck.pending_deletes (object_key, upload_id, reason)
+                 SELECT $1, $2, $3
+                  WHERE NOT EXISTS (SELECT 1 FROM claimcheck.objects WHERE object_key = $1)
+                    AND NOT EXISTS (SELECT 1 FROM claimcheck.upload_claims WHERE object_key = $1)",
+                &[&item.key, &item.upload_id, &item.reason.as_str()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Of `keys`, those that are live right now: a registry row, or an
+    /// uploaded claim, holds them. The delete worker parks rows for these
+    /// instead of deleting (a delete never removes a live object).
+    #[tracing::instrument(name = "db.live_keys", skip_all)]
+    pub async fn live_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, &'static str>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT object_key, true FROM claimcheck.objects
+                  WHERE object_key = ANY($1)
+                 UNION ALL
+                 SELECT object_key, false FROM claimcheck.upload_claims
+                  WHERE object_key = ANY($1) AND status = 'uploaded'",
+                &[&keys],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let registry: bool = r.try_get(1)?;
+                let holder = if registry {
+                    "a registry row"
+                } else {
+                    "an uploaded claim"
+                };
+                Ok((r.try_get(0)?, holder))
+            })
+            .collect()
+    }
+
     /// Queues deletes in a transaction of their own.
     pub async fn enqueue(&self, items: &[NewDelete]) -> Result<Vec<i64>, DbError> {
         let mut client = self.pool.get().await?;

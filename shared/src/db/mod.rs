@@ -9,6 +9,7 @@ pub mod claims;
 pub mod deletes;
 pub mod objects;
 pub mod parts;
+pub mod settings;
 pub mod uploads;
 
 use std::{str::FromStr, time::Duration};
@@ -18,7 +19,7 @@ use tokio_postgres::{error::SqlState, NoTls};
 
 pub use claims::ClaimStore;
 pub use deletes::DeleteQueue;
-pub use objects::ObjectRegistry;
+pub use objects::{ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
 
 /// A database call that failed.

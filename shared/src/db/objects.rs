@@ -16,6 +16,26 @@ pub enum ConsumeError {
     /// These keys are unknown, pending or another owner's.
     #[error("claims not found, pending or owned by someone else: {}", .0.join(", "))]
     Missing(Vec<String>),
+    /// A delete scheduled with the consume was refused (see
+    /// [`crate::files::Files::replace`]).
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Why a delete was not scheduled (nothing was queued).
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The key is outside the service's key space (`CLAIMCHECK_KEY_PREFIX`
+    /// then `pub/` or `priv/`), or the reason is not a business reason.
+    #[error("{0}")]
+    Invalid(String),
+    /// The key is still an upload claim: its uploader discards it, or it
+    /// expires.
+    #[error("{0}")]
+    LiveClaim(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -74,14 +94,27 @@ impl ObjectRegistry {
         client: &impl GenericClient,
         key: &str,
         reason: DeleteReason,
-    ) -> Result<i64, DbError> {
-        let row = client
+    ) -> Result<i64, ScheduleError> {
+        let result = client
             .query_one(
                 "SELECT claimcheck.schedule_delete($1, $2)",
                 &[&key, &reason.as_str()],
             )
-            .await?;
-        Ok(row.try_get(0)?)
+            .await;
+        let message = |e: &tokio_postgres::Error| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |db| db.message().to_owned())
+        };
+        match result {
+            Ok(row) => Ok(row.try_get(0).map_err(DbError::from)?),
+            Err(e) if e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE) => {
+                Err(ScheduleError::Invalid(message(&e)))
+            }
+            Err(e) if e.code() == Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
+                Err(ScheduleError::LiveClaim(message(&e)))
+            }
+            Err(e) => Err(ScheduleError::Db(e.into())),
+        }
     }
 
     /// The registry row of a live object.

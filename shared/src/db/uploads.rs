@@ -25,16 +25,18 @@ impl ClaimStore {
         Ok(n == 1)
     }
 
-    /// Drops a claim that is still pending (its parts cascade), queueing
-    /// `cleanup` in the same transaction when given (an object or session the
-    /// store could not remove at once). None when the claim was no longer
-    /// pending: a complete or the sweeper got there first.
+    /// Drops a claim that is still pending (its parts cascade) and, in the
+    /// same transaction, queues the delete of its key, with its multipart
+    /// session unless `session_aborted`: whatever the store holds for the key
+    /// (a body that landed after all, an object a dying complete assembled)
+    /// is then accounted for. None when the claim was no longer pending: a
+    /// complete or the sweeper got there first.
     pub async fn delete_pending(
         &self,
         id: Uuid,
-        cleanup: Option<NewDelete>,
+        session_aborted: bool,
     ) -> Result<Option<Claim>, DbError> {
-        self.delete_in_status(id, ClaimStatus::Pending, cleanup)
+        self.delete_in_status(id, ClaimStatus::Pending, session_aborted)
             .await
     }
 
@@ -42,7 +44,7 @@ impl ClaimStore {
     /// (`discarded`), in one transaction. None when it was no longer there
     /// in that state (consumed, swept, or never uploaded).
     pub async fn discard_uploaded(&self, id: Uuid) -> Result<Option<Claim>, DbError> {
-        self.delete_in_status(id, ClaimStatus::Uploaded, None).await
+        self.delete_in_status(id, ClaimStatus::Uploaded, true).await
     }
 
     #[tracing::instrument(name = "db.delete_in_status", skip_all)]
@@ -50,7 +52,7 @@ impl ClaimStore {
         &self,
         id: Uuid,
         status: ClaimStatus,
-        cleanup: Option<NewDelete>,
+        session_aborted: bool,
     ) -> Result<Option<Claim>, DbError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -61,17 +63,12 @@ impl ClaimStore {
             return Ok(None);
         };
         let claim = claim_from_row(&row)?;
-        let queued = match (status, cleanup) {
-            (ClaimStatus::Uploaded, _) => Some(NewDelete {
-                key: claim.key.clone(),
-                upload_id: None,
-                reason: DeleteReason::Discarded,
-            }),
-            (ClaimStatus::Pending, cleanup) => cleanup,
+        let item = NewDelete {
+            key: claim.key.clone(),
+            upload_id: claim.upload_id.clone().filter(|_| !session_aborted),
+            reason: DeleteReason::Discarded,
         };
-        if let Some(item) = queued {
-            DeleteQueue::enqueue_in(&tx, &[item]).await?;
-        }
+        DeleteQueue::enqueue_in(&tx, &[item]).await?;
         tx.commit().await?;
         Ok(Some(claim))
     }

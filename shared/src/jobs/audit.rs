@@ -5,6 +5,11 @@
 //! its object; every multipart session must belong to a claim or a queue row.
 //! Pending claims legitimately have no object yet.
 //!
+//! Bounded memory whatever the bucket's size: the listing comes in key order
+//! (bytewise, as S3 sorts), so each page is compared with the database rows
+//! of the same key range (`COLLATE "C"`, read in chunks) and then dropped: a
+//! sorted merge that holds one page and one chunk at a time, plus findings.
+//!
 //! The bucket is listed first and the database read afterwards, so an upload
 //! or a delete finishing in between could look like an inconsistency: each
 //! finding is checked a second time (store, then database) before it is
@@ -35,6 +40,10 @@ pub struct AuditReport {
     pub claims_without_object: Vec<String>,
     /// Multipart sessions no claim or queue row knows (leaked parts).
     pub orphan_sessions: Vec<MultipartSession>,
+    /// The most keys (listed and read from the database) held at once: the
+    /// audit's memory bound, one page plus one chunk, whatever the bucket's
+    /// size.
+    pub peak_keys_held: usize,
 }
 
 impl AuditReport {
@@ -90,13 +99,17 @@ impl fmt::Display for AuditReport {
     }
 }
 
+/// Database rows read per statement while merging.
+const CHUNK: i64 = 1000;
+
 /// Runs the audit under [`super::JobSettings::key_prefix`].
 pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
     let prefix = ctx.settings.key_prefix.as_str();
     let mut report = AuditReport::default();
-    let mut in_bucket = HashSet::new();
     let mut candidates = Vec::new();
     let mut continuation = None;
+    // The database's keys up to `done` were compared already.
+    let mut done: Option<String> = None;
     loop {
         let (page, next) = ctx
             .store_call("list_objects", ctx.store.list_objects(prefix, continuation))
@@ -104,7 +117,33 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
         report.objects_scanned += page.len();
         let keys: Vec<String> = page.into_iter().map(|o| o.key).collect();
         candidates.extend(unaccounted(ctx, &keys).await?);
-        in_bucket.extend(keys);
+        // This page covers the keys up to its last one; the last page covers
+        // the rest of the key space.
+        let upto = match &next {
+            Some(_) => keys.last().cloned().or_else(|| done.clone()),
+            None => None,
+        };
+        let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        for (sql, findings) in [
+            (REGISTRY_KEYS, &mut report.registry_without_object),
+            (UPLOADED_CLAIM_KEYS, &mut report.claims_without_object),
+        ] {
+            let mut from = done.clone();
+            loop {
+                let chunk = keys_between(ctx, sql, prefix, from.as_deref(), upto.as_deref()).await?;
+                report.peak_keys_held = report.peak_keys_held.max(keys.len() + chunk.len());
+                for key in &chunk {
+                    if !listed.contains(key.as_str()) && !exists(ctx, key).await? {
+                        findings.push(key.clone());
+                    }
+                }
+                if (chunk.len() as i64) < CHUNK {
+                    break;
+                }
+                from = chunk.last().cloned();
+            }
+        }
+        done = upto;
         match next {
             Some(token) => continuation = Some(token),
             None => break,
@@ -137,24 +176,33 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
                 .cloned(),
         );
     }
-
-    for key in keys_under(ctx, REGISTRY_KEYS, prefix).await? {
-        if !in_bucket.contains(&key) && !exists(ctx, &key).await? {
-            report.registry_without_object.push(key);
-        }
-    }
-    for key in keys_under(ctx, UPLOADED_CLAIM_KEYS, prefix).await? {
-        if !in_bucket.contains(&key) && !exists(ctx, &key).await? {
-            report.claims_without_object.push(key);
-        }
-    }
     Ok(report)
 }
 
-const REGISTRY_KEYS: &str =
-    "SELECT object_key FROM claimcheck.objects WHERE starts_with(object_key, $1)";
+// Bytewise order (`COLLATE "C"`), as the listing's; V3 indexes both.
+const REGISTRY_KEYS: &str = "SELECT object_key FROM claimcheck.objects
+      WHERE starts_with(object_key, $1)
+        AND ($2::text IS NULL OR object_key COLLATE \"C\" > $2)
+        AND ($3::text IS NULL OR object_key COLLATE \"C\" <= $3)
+      ORDER BY object_key COLLATE \"C\" LIMIT $4";
 const UPLOADED_CLAIM_KEYS: &str = "SELECT object_key FROM claimcheck.upload_claims
-      WHERE status = 'uploaded' AND starts_with(object_key, $1)";
+      WHERE status = 'uploaded' AND starts_with(object_key, $1)
+        AND ($2::text IS NULL OR object_key COLLATE \"C\" > $2)
+        AND ($3::text IS NULL OR object_key COLLATE \"C\" <= $3)
+      ORDER BY object_key COLLATE \"C\" LIMIT $4";
+
+/// Up to [`CHUNK`] keys `sql` selects under `prefix` in `(after, upto]`.
+async fn keys_between(
+    ctx: &JobContext,
+    sql: &str,
+    prefix: &str,
+    after: Option<&str>,
+    upto: Option<&str>,
+) -> Result<Vec<String>, DbError> {
+    let client = ctx.pool.get().await?;
+    let rows = client.query(sql, &[&prefix, &after, &upto, &CHUNK]).await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
 
 /// Those of `keys` that no claim, registry row or queue row names.
 async fn unaccounted(ctx: &JobContext, keys: &[String]) -> Result<Vec<String>, DbError> {
@@ -172,13 +220,6 @@ async fn unaccounted(ctx: &JobContext, keys: &[String]) -> Result<Vec<String>, D
             &[&keys],
         )
         .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
-}
-
-/// The keys `sql` (one text parameter: the prefix) selects.
-async fn keys_under(ctx: &JobContext, sql: &str, prefix: &str) -> Result<Vec<String>, DbError> {
-    let client = ctx.pool.get().await?;
-    let rows = client.query(sql, &[&prefix]).await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 

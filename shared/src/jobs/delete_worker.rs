@@ -19,7 +19,7 @@ use futures::{stream, StreamExt};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use super::{backoff, JobContext, JobError};
+use super::{backoff, liveness::Loop, JobContext, JobError};
 use crate::{
     db::{deletes::Lease, DbError},
     domain::PendingDelete,
@@ -84,12 +84,34 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
         return Ok(outcome);
     }
     let started = Instant::now();
-    let failures = store_work(ctx, &lease.rows).await;
-    let elapsed = started.elapsed().as_secs_f64();
-
-    let (failed, ok): (Vec<&PendingDelete>, Vec<&PendingDelete>) = lease
+    // The safety net for any race not yet found: a key that is live right
+    // now is never deleted; its row is parked for an operator instead.
+    let keys: Vec<&str> = lease.rows.iter().map(|row| row.key.as_str()).collect();
+    let live = ctx.queue.live_keys(&keys).await?;
+    let (live_rows, rows): (Vec<&PendingDelete>, Vec<&PendingDelete>) = lease
         .rows
         .iter()
+        .partition(|row| live.contains_key(&row.key));
+    for row in live_rows {
+        let error = format!(
+            "not deleted: the key is live ({} holds it); queued by mistake or a race",
+            live[&row.key]
+        );
+        tracing::error!(id = row.id, key = %row.key, %error, "delete parked as dead");
+        let parked =
+            while_leased(lease, || ctx.queue.park_dead(lease.token, row.id, &error)).await?;
+        if parked {
+            outcome.dead += 1;
+            ctx.metrics.count_delete("dead", row.reason);
+        } else {
+            outcome.lost += 1;
+        }
+    }
+    let failures = store_work(ctx, &rows).await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let (failed, ok): (Vec<&PendingDelete>, Vec<&PendingDelete>) = rows
+        .into_iter()
         .partition(|row| failures.contains_key(&row.id));
     let ok_ids: Vec<i64> = ok.iter().map(|row| row.id).collect();
     let removed: HashSet<i64> = while_leased(lease, || ctx.queue.done(lease.token, &ok_ids))
@@ -162,7 +184,7 @@ where
 
 /// Aborts sessions, then deletes objects. Returns the error of each row that
 /// failed, by row id (rows not named succeeded).
-async fn store_work(ctx: &JobContext, rows: &[PendingDelete]) -> HashMap<i64, String> {
+async fn store_work(ctx: &JobContext, rows: &[&PendingDelete]) -> HashMap<i64, String> {
     let concurrency = ctx.settings.concurrency.max(1);
     // Abort first: a session completed after its abort would otherwise make
     // the object reappear after the delete.
@@ -259,6 +281,7 @@ pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToke
         cancel.clone(),
     ));
     while !cancel.is_cancelled() {
+        ctx.liveness.beat(Loop::Deletes);
         let s = &ctx.settings;
         let lease = match ctx
             .queue

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod backoff;
 pub mod delete_worker;
+pub mod liveness;
 pub mod reaper;
 pub mod sweeper;
 
@@ -28,7 +29,11 @@ use crate::{
     config::{Config, StoreConfig},
     db::{ClaimStore, DbError, DeleteQueue},
     metrics::Metrics,
-    store::{fs::FsStore, s3::S3Store, ObjectStore, StoreError},
+    store::{
+        fs::FsStore,
+        s3::{S3Store, DEFAULT_TIMEOUT as DEFAULT_S3_TIMEOUT},
+        ObjectStore, StoreError,
+    },
 };
 
 /// What a job step can fail with.
@@ -78,11 +83,24 @@ pub struct JobSettings {
     pub shutdown_timeout: Duration,
     /// How often the database gauges are refreshed.
     pub gauge_interval: Duration,
+    /// The outer bound of one store call: a call that takes longer fails
+    /// (the row is retried), so no loop waits on a black hole forever.
+    pub store_timeout: Duration,
+    /// A loop that has not completed a step for this long makes the worker
+    /// unready (see [`liveness`]).
+    pub stall_after: Duration,
 }
 
 impl JobSettings {
     /// The settings `config` describes.
     pub fn from_config(config: &Config) -> Self {
+        // Twice the S3 request bound (a call may retry once after a slow
+        // answer), and never under two minutes (a filesystem batch).
+        let store_timeout = match &config.store {
+            StoreConfig::S3(s3) => s3.timeout.unwrap_or(DEFAULT_S3_TIMEOUT) * 2,
+            StoreConfig::Fs { .. } => Duration::ZERO,
+        }
+        .max(Duration::from_secs(120));
         Self {
             delete_batch: config.delete_batch,
             delete_lease: config.delete_lease,
@@ -100,6 +118,11 @@ impl JobSettings {
             key_prefix: config.key_prefix.clone(),
             shutdown_timeout: config.shutdown_timeout,
             gauge_interval: Duration::from_secs(15),
+            store_timeout,
+            // A step takes at most a lease's work plus the wait before it.
+            stall_after: config.delete_lease
+                + config.poll_interval.max(config.sweep_interval)
+                + store_timeout,
         }
     }
 }
@@ -119,6 +142,8 @@ pub struct JobContext {
     pub metrics: Metrics,
     /// The knobs.
     pub settings: JobSettings,
+    /// When each loop last completed a step.
+    pub liveness: liveness::Liveness,
     /// Bounds the store calls in flight in this process.
     store_slots: Arc<Semaphore>,
 }
@@ -135,6 +160,7 @@ impl JobContext {
             queue: DeleteQueue::new(pool.clone()),
             claims: ClaimStore::new(pool.clone()),
             store_slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            liveness: liveness::Liveness::default(),
             pool,
             store,
             metrics,
@@ -143,7 +169,7 @@ impl JobContext {
     }
 
     /// Runs one store call `op` within the process's concurrency limit and
-    /// records its duration and outcome.
+    /// [`JobSettings::store_timeout`], and records its duration and outcome.
     pub(crate) async fn store_call<T>(
         &self,
         op: &'static str,
@@ -155,7 +181,15 @@ impl JobContext {
             .await
             .expect("the semaphore is never closed");
         let started = std::time::Instant::now();
-        let result = call.await;
+        let bound = self.settings.store_timeout;
+        let result = tokio::time::timeout(bound, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "{op}: no answer within {} s",
+                    bound.as_secs_f64()
+                )))
+            });
         self.metrics
             .observe_store(op, result.is_ok(), started.elapsed().as_secs_f64());
         result

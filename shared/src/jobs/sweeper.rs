@@ -15,7 +15,7 @@
 use futures::{stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::{JobContext, JobError};
+use super::{liveness::Loop, JobContext, JobError};
 use crate::{
     domain::{Claim, ClaimStatus, DeleteReason},
     store::StoreError,
@@ -155,6 +155,7 @@ async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutc
 /// transaction, so what was not committed is simply swept next time.
 pub async fn run(ctx: JobContext, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
+        ctx.liveness.beat(Loop::Sweeper);
         tokio::select! {
             () = cancel.cancelled() => return,
             result = sweep_once(&ctx) => if let Err(e) = result {

@@ -93,33 +93,63 @@ pub fn into_store_error(err: std::io::Error) -> StoreError {
 
 /// Passes a body through while computing its SHA-256.
 ///
-/// The digest is read from the [`Sha256Handle`] once the stream has ended; it
-/// is `None` if the stream did not run to its end.
+/// The digest is read from the [`Sha256Handle`] once the store is done with
+/// the body: see [`Sha256Handle::digest_of`].
 pub struct Sha256Tap {
     inner: ByteStream,
+    state: Arc<Mutex<TapState>>,
+}
+
+/// What the tap has seen so far.
+#[derive(Default)]
+struct TapState {
+    /// `None` once the body failed: there is no digest to give.
     hasher: Option<Sha256>,
-    out: Arc<Mutex<Option<[u8; 32]>>>,
+    /// Bytes passed through.
+    seen: u64,
+    /// Whether the stream has ended.
+    ended: bool,
 }
 
 /// Where a [`Sha256Tap`] leaves its digest.
-#[derive(Clone, Debug, Default)]
-pub struct Sha256Handle(Arc<Mutex<Option<[u8; 32]>>>);
+#[derive(Clone, Default)]
+pub struct Sha256Handle(Arc<Mutex<TapState>>);
+
+impl std::fmt::Debug for Sha256Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sha256Handle").finish_non_exhaustive()
+    }
+}
 
 impl Sha256Handle {
     /// The digest of the whole body, once the stream has ended without error.
     pub fn digest(&self) -> Option<[u8; 32]> {
-        *self.0.lock().expect("sha256 handle poisoned")
+        let state = self.0.lock().ok()?;
+        let hasher = state.hasher.as_ref().filter(|_| state.ended)?;
+        Some(hasher.clone().finalize().into())
+    }
+
+    /// The digest of a body declared `len` bytes long, when exactly those
+    /// bytes went through without error. The stream need not have been
+    /// polled to its end: a store may stop once it has the declared length,
+    /// and an HTTP client never polls an empty body at all.
+    pub fn digest_of(&self, len: u64) -> Option<[u8; 32]> {
+        let state = self.0.lock().ok()?;
+        let hasher = state.hasher.as_ref().filter(|_| state.seen == len)?;
+        Some(hasher.clone().finalize().into())
     }
 }
 
 impl Sha256Tap {
     /// Wraps `inner`; the returned handle yields the digest at the end.
     pub fn new(inner: ByteStream) -> (Self, Sha256Handle) {
-        let handle = Sha256Handle::default();
+        let handle = Sha256Handle(Arc::new(Mutex::new(TapState {
+            hasher: Some(Sha256::new()),
+            ..TapState::default()
+        })));
         let tap = Self {
             inner,
-            hasher: Some(Sha256::new()),
-            out: handle.0.clone(),
+            state: handle.0.clone(),
         };
         (tap, handle)
     }
@@ -130,19 +160,17 @@ impl Stream for Sha256Tap {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(h) = self.hasher.as_mut() {
-                    h.update(chunk);
+        if let (Poll::Ready(item), Ok(mut state)) = (&polled, self.state.lock()) {
+            match item {
+                Some(Ok(chunk)) => {
+                    if let Some(h) = state.hasher.as_mut() {
+                        h.update(chunk);
+                    }
+                    state.seen += chunk.len() as u64;
                 }
+                Some(Err(_)) => state.hasher = None,
+                None => state.ended = true,
             }
-            Poll::Ready(Some(Err(_))) => self.hasher = None,
-            Poll::Ready(None) => {
-                if let Some(h) = self.hasher.take() {
-                    *self.out.lock().expect("sha256 handle poisoned") = Some(h.finalize().into());
-                }
-            }
-            Poll::Pending => {}
         }
         polled
     }
@@ -212,6 +240,27 @@ mod tests {
             hex::encode(handle.digest().unwrap()),
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
         );
+    }
+
+    #[test]
+    fn sha256_tap_gives_the_empty_digest_for_a_body_never_polled() {
+        let (_tap, handle) = Sha256Tap::new(chunks(&[]));
+        assert_eq!(
+            handle.digest_of(0).map(hex::encode).as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+        assert!(handle.digest_of(1).is_none());
+    }
+
+    #[tokio::test]
+    async fn sha256_tap_has_no_digest_for_a_failed_body() {
+        let items: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(std::io::Error::other("cut")),
+        ];
+        let (mut tap, handle) = Sha256Tap::new(stream::iter(items).boxed());
+        while tap.next().await.is_some() {}
+        assert!(handle.digest_of(2).is_none());
     }
 
     #[tokio::test]

@@ -53,6 +53,7 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
 pub struct FsStore {
     root: PathBuf,
     signer: Option<UrlSigner>,
+    listings: tree::DirCache,
 }
 
 impl FsStore {
@@ -62,7 +63,11 @@ impl FsStore {
     pub fn new(root: PathBuf, signer: Option<UrlSigner>) -> io::Result<FsStore> {
         std::fs::create_dir_all(root.join(".tmp"))?;
         std::fs::create_dir_all(root.join(".staging"))?;
-        let store = FsStore { root, signer };
+        let store = FsStore {
+            root,
+            signer,
+            listings: tree::DirCache::default(),
+        };
         store.remove_stale_temp_files();
         Ok(store)
     }
@@ -285,6 +290,7 @@ impl ObjectStore for FsStore {
         _key: &str,
         _upload_id: &str,
         _part_number: u32,
+        _len: u64,
         _expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
         Err(StoreError::Unsupported {
@@ -323,8 +329,8 @@ impl ObjectStore for FsStore {
         continuation: Option<String>,
     ) -> Result<(Vec<ListedObject>, Option<String>), StoreError> {
         validate_prefix(prefix)?;
-        let (root, prefix) = (self.root.clone(), prefix.to_owned());
-        blocking(move || tree::list_page(&root, &prefix, continuation.as_deref())).await
+        let (root, prefix, cache) = (self.root.clone(), prefix.to_owned(), self.listings.clone());
+        blocking(move || tree::list_page(&root, &prefix, continuation.as_deref(), &cache)).await
     }
 
     async fn list_multipart_uploads(

@@ -137,11 +137,12 @@ impl ObjectStore for Instrumented {
         key: &str,
         upload_id: &str,
         part_number: u32,
+        len: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
         let call = self
             .inner
-            .presign_upload_part(key, upload_id, part_number, expires_in);
+            .presign_upload_part(key, upload_id, part_number, len, expires_in);
         self.call("presign_upload_part", key, call).await
     }
 

@@ -227,11 +227,15 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
 
     /// A URL the client PUTs part `part_number` to, straight to the store.
+    /// The signature covers its exact length `len`: a PUT of any other size
+    /// is refused by the store, so a client cannot park more bytes in a part
+    /// than the upload declared.
     async fn presign_upload_part(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        len: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError>;
 

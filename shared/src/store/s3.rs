@@ -14,7 +14,7 @@ mod errors;
 mod parts;
 mod setup;
 
-pub use self::setup::S3Settings;
+pub use self::setup::{S3Settings, DEFAULT_TIMEOUT};
 
 use std::{fmt, time::Duration};
 
@@ -26,7 +26,11 @@ use aws_sdk_s3::{
 };
 use chrono::{DateTime, Utc};
 
-use self::{body::upload_body, errors::map_sdk_error, parts::check_complete};
+use self::{
+    body::upload_body,
+    errors::{delete_errors, map_sdk_error},
+    parts::check_complete,
+};
 use super::{
     fs::check_part, signed_url::content_disposition, validate_key, validate_prefix, ByteStream,
     CompletedPart, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
@@ -39,7 +43,14 @@ const DELETE_BATCH: usize = 1000;
 /// An object store in one S3 bucket.
 #[derive(Clone)]
 pub struct S3Store {
+    /// Requests without a body: each bounded by `CLAIMCHECK_S3_TIMEOUT`, all
+    /// retries included, so a black-holed server cannot hang a caller.
     client: Client,
+    /// Requests that stream a client's body (PutObject, UploadPart): no
+    /// overall bound, since a 5 GiB part over a slow link takes long; a
+    /// stalled body is caught by the idle timeout and stalled-stream
+    /// protection instead.
+    streaming: Client,
     /// Signs URLs for the public endpoint.
     presigner: Client,
     bucket: String,
@@ -71,7 +82,7 @@ impl ObjectStore for S3Store {
         validate_key(key)?;
         let (body, failure) = upload_body(body, len);
         let result = self
-            .client
+            .streaming
             .put_object()
             .bucket(&self.bucket)
             .key(key)
@@ -113,7 +124,7 @@ impl ObjectStore for S3Store {
         check_part(part_number, len)?;
         let (body, failure) = upload_body(body, len);
         let result = self
-            .client
+            .streaming
             .upload_part()
             .bucket(&self.bucket)
             .key(key)
@@ -228,18 +239,7 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map_err(|e| map_sdk_error("DeleteObjects", e))?;
-            for error in out.errors() {
-                // Some servers (older Garage) report a missing key as an error;
-                // for claimcheck a missing object is deleted.
-                if error.code() == Some("NoSuchKey") {
-                    continue;
-                }
-                let key = error.key().unwrap_or_default().to_owned();
-                failed.push((
-                    key,
-                    errors::from_code("DeleteObjects", 200, error.code(), error.message()),
-                ));
-            }
+            failed.extend(delete_errors(batch, out.errors())?);
         }
         Ok(failed)
     }
@@ -265,10 +265,11 @@ impl ObjectStore for S3Store {
         key: &str,
         upload_id: &str,
         part_number: u32,
+        len: u64,
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError> {
         validate_key(key)?;
-        check_part(part_number, 0)?;
+        check_part(part_number, len)?;
         let (config, expires_at) = Self::presigning_config(expires_in)?;
         let request = self
             .presigner
@@ -277,6 +278,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number as i32)
+            .content_length(i64::try_from(len).map_err(|_| StoreError::InvalidPart(format!("{len} bytes")))?)
             .presigned(config)
             .await
             .map_err(|e| map_sdk_error("UploadPart (presign)", e))?;

@@ -19,7 +19,9 @@ pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
 pub use single::SingleUpload;
 
 use crate::{
-    db::{claims::NewClaim, deletes::NewDelete, ClaimStore, DbError, DeleteQueue, PartStore},
+    db::{
+        claims::{request_fingerprint, NewClaim},
+        deletes::NewDelete, ClaimStore, DbError, DeleteQueue, PartStore},
     domain::{object_key, Claim, ClaimStatus, DeleteReason},
     store::{ObjectStore, StoreError},
 };
@@ -37,6 +39,10 @@ pub enum UploadError {
     /// The upload is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// Another request holds the upload's writer lock for longer than this
+    /// one waits (retry later).
+    #[error("{0}")]
+    Busy(String),
     /// Complete found parts missing.
     #[error("parts missing: {0:?}")]
     MissingParts(Vec<u32>),
@@ -111,6 +117,9 @@ impl From<crate::db::claims::CreateError> for UploadError {
             crate::db::claims::CreateError::TooManyPending { max } => {
                 UploadError::TooManyPending { max }
             }
+            crate::db::claims::CreateError::KeyReused => UploadError::Conflict(
+                "this Idempotency-Key was used for a different request".into(),
+            ),
             crate::db::claims::CreateError::Db(e) => e.into(),
         }
     }
@@ -154,7 +163,11 @@ impl Uploads {
 
     /// The caller's claim if it is pending and unexpired (410 / 409 else).
     async fn get_pending(&self, owner: &str, id: Uuid) -> Result<Claim, UploadError> {
-        let claim = self.get_owned(owner, id).await?;
+        self.pending(self.get_owned(owner, id).await?)
+    }
+
+    /// `claim` if it is pending and unexpired, else why not.
+    fn pending(&self, claim: Claim) -> Result<Claim, UploadError> {
         match claim.status {
             ClaimStatus::Uploaded => Err(UploadError::Conflict(
                 "the upload is already complete".into(),
@@ -189,9 +202,11 @@ impl Uploads {
                 None => Err(UploadError::NotFound),
             };
         }
-        // A single-shot body may still be on its way: its object is queued
-        // for delete in case it lands. A session the store could not abort
-        // now is queued too.
+        // A single-shot body may still be on its way, or a complete racing
+        // this discard may have assembled the object: the key's delete is
+        // queued with the claim's removal either way (the worker skips a
+        // key that turns out live). A session the store could not abort now
+        // is queued with it.
         let aborted = match &claim.upload_id {
             Some(upload_id) => match self.store.abort_multipart(&claim.key, upload_id).await {
                 Ok(()) => true,
@@ -200,14 +215,9 @@ impl Uploads {
                     false
                 }
             },
-            None => false,
+            None => true,
         };
-        let cleanup = (!aborted).then(|| NewDelete {
-            key: claim.key.clone(),
-            upload_id: claim.upload_id.clone(),
-            reason: DeleteReason::Discarded,
-        });
-        match self.claims.delete_pending(id, cleanup).await? {
+        match self.claims.delete_pending(id, aborted).await? {
             Some(_) => Ok(()),
             // A complete won the race: the claim is uploaded now; discard that.
             None => match self.claims.discard_uploaded(id).await? {
@@ -228,7 +238,7 @@ impl Uploads {
         parts: Option<(i64, i32)>,
     ) -> NewClaim {
         let id = Uuid::now_v7();
-        NewClaim {
+        let mut new = NewClaim {
             id,
             key: object_key(
                 &self.limits.key_prefix,
@@ -244,19 +254,50 @@ impl Uploads {
             public,
             parts,
             ttl: self.limits.claim_ttl,
-        }
+            fingerprint: String::new(),
+        };
+        let kind = if new.parts.is_some() {
+            "multipart"
+        } else {
+            "single"
+        };
+        new.fingerprint = request_fingerprint(&new, kind);
+        new
     }
 
     /// Queues the delete of an object this request wrote but lost the race
-    /// for (its claim was swept or discarded meanwhile).
-    async fn orphaned(&self, claim: &Claim) {
+    /// for (its claim was swept, discarded or expired meanwhile), unless the
+    /// key is live by now: a racing complete may have finished the same
+    /// claim and the business consumed it. A queue that cannot be written is
+    /// retried briefly, then fails the request: an unrecorded object would
+    /// leak.
+    async fn orphaned(&self, claim: &Claim) -> Result<(), UploadError> {
         let item = NewDelete {
             key: claim.key.clone(),
             upload_id: None,
             reason: DeleteReason::Discarded,
         };
-        if let Err(e) = self.queue.enqueue(&[item]).await {
-            tracing::error!(error = %e, key = %claim.key, "could not queue an orphaned object's delete");
+        let mut pause = std::time::Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.queue.enqueue_unless_live(&item).await {
+                Ok(queued) => {
+                    if !queued {
+                        tracing::info!(key = %claim.key, "key is live again; nothing to clean up");
+                    }
+                    return Ok(());
+                }
+                Err(e) if attempt < 4 => {
+                    tracing::warn!(error = %e, key = %claim.key, attempt, "could not queue an orphaned object's delete; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, key = %claim.key, "could not queue an orphaned object's delete; the audit will report it");
+                    return Err(e.into());
+                }
+            }
         }
     }
 }

@@ -11,8 +11,16 @@ use super::{
     single::{check_filename, check_sha256_hex},
     UploadError, Uploads,
 };
+/// How long a complete waits for a concurrent complete of the same claim
+/// before answering that it is busy.
+const COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The writer lock's lease; renewed every third of it while the work lasts.
+const WRITER_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a waiting complete looks again.
+const WRITER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 use crate::{
-    db::claims::Transition,
+    db::claims::{Transition, WriterLock},
     domain::{composite_sha256, part_layout, Claim, ClaimStatus, Part},
     store::{ByteStream, CompletedPart, PresignedRequest, Sha256Tap, StoreError, MAX_PARTS},
 };
@@ -83,6 +91,9 @@ impl Uploads {
             .await?;
         match (existing, &claim.upload_id) {
             (true, Some(_)) => Ok((claim, true)),
+            // Finished meanwhile (by the sweeper's recovery, say): the answer
+            // is that claim, never a session opened on a finished object.
+            (true, None) if claim.status != ClaimStatus::Pending => Ok((claim, true)),
             // A retry of an init whose process died between the claim and the
             // session: open the session now rather than hand back a claim no
             // part can ever be sent to.
@@ -105,7 +116,7 @@ impl Uploads {
             Ok(upload_id) => upload_id,
             Err(e) => {
                 if fresh {
-                    let _ = self.claims.delete_pending(claim.id, None).await;
+                    let _ = self.claims.delete_pending(claim.id, true).await;
                 }
                 return Err(e.into());
             }
@@ -118,7 +129,7 @@ impl Uploads {
             outcome => {
                 let _ = self.store.abort_multipart(&claim.key, &upload_id).await;
                 if fresh {
-                    let _ = self.claims.delete_pending(claim.id, None).await;
+                    let _ = self.claims.delete_pending(claim.id, true).await;
                 }
                 outcome?;
                 match self.claims.get(claim.id).await? {
@@ -165,10 +176,17 @@ impl Uploads {
                 }
                 other => other.into(),
             })?;
-        let actual = hex::encode(digest.digest().expect("a stored part read its whole body"));
+        let Some(actual) = digest.digest_of(len).map(hex::encode) else {
+            return Err(UploadError::Internal(
+                "the store finished a part without reading its whole body".into(),
+            ));
+        };
         if sha256.is_some_and(|want| !want.eq_ignore_ascii_case(&actual)) {
-            // The part stays unrecorded: complete will name it missing until
-            // the client sends it again.
+            // The store holds the refused bytes now (S3 cannot drop one part
+            // of a session): recorded as refused, complete names the part
+            // missing until the client sends it again, even when it reads
+            // the session back for presigned parts.
+            self.parts.refuse(id, n as i32, &etag).await?;
             return Err(UploadError::ChecksumMismatch { actual });
         }
         let part = Part {
@@ -194,11 +212,11 @@ impl Uploads {
         n: u32,
     ) -> Result<PresignedRequest, UploadError> {
         let claim = self.get_pending(owner, id).await?;
-        expected_part_size(&claim, n)?;
+        let len = expected_part_size(&claim, n)?;
         let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
         let presigned = self
             .store
-            .presign_upload_part(&claim.key, upload_id, n, self.limits.presign_ttl)
+            .presign_upload_part(&claim.key, upload_id, n, len, self.limits.presign_ttl)
             .await?;
         if !self.claims.set_direct_parts(id).await?
             || !self.claims.touch(id, self.limits.claim_ttl).await?
@@ -228,21 +246,77 @@ impl Uploads {
 
     /// Assembles the parts into the object and marks the claim uploaded.
     /// Idempotent: once uploaded, returns the same claim.
+    ///
+    /// Concurrent completes of one claim (a double click, a retry after a
+    /// timeout, on any pods) are serialised by the claim's writer lock: one
+    /// does the work, the others wait for it and answer with its outcome, or
+    /// [`UploadError::Busy`] when it takes longer than [`COMPLETE_WAIT`].
     pub async fn complete(&self, owner: &str, id: Uuid) -> Result<Claim, UploadError> {
-        let claim = self.get_owned(owner, id).await?;
-        if claim.status == ClaimStatus::Uploaded {
-            return Ok(claim);
+        let deadline = tokio::time::Instant::now() + COMPLETE_WAIT;
+        loop {
+            let claim = self.get_owned(owner, id).await?;
+            if claim.status == ClaimStatus::Uploaded {
+                return Ok(claim);
+            }
+            let claim = self.pending(claim)?;
+            match self.claims.lock_writer(id, WRITER_LEASE).await? {
+                WriterLock::Acquired(token) => {
+                    let work = self.complete_locked(&claim);
+                    let result = self.with_writer(id, token, work).await;
+                    // Best effort: a lock not released runs out by itself.
+                    let _ = self.claims.unlock_writer(id, token).await;
+                    return result;
+                }
+                // Gone, or uploaded meanwhile: the next round says which.
+                WriterLock::NotPending => {}
+                WriterLock::Busy if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(WRITER_POLL).await;
+                }
+                WriterLock::Busy => {
+                    return Err(UploadError::Busy(
+                        "another request is completing this upload".into(),
+                    ))
+                }
+            }
         }
-        let claim = self.get_pending(owner, id).await?;
+    }
+
+    /// Runs `work` while renewing the writer lock of claim `id`, so a long
+    /// assembly keeps it and a dead pod's lock runs out within one lease.
+    async fn with_writer<T>(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        work: impl std::future::Future<Output = Result<T, UploadError>>,
+    ) -> Result<T, UploadError> {
+        tokio::pin!(work);
+        let mut renew = tokio::time::interval(WRITER_LEASE / 3);
+        renew.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                result = &mut work => return result,
+                _ = renew.tick() => {
+                    if let Err(e) = self.claims.renew_writer(id, token, WRITER_LEASE).await {
+                        tracing::warn!(error = %e, claim = %id, "could not renew the writer lock");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Complete's work, with the claim's writer lock held: no other complete
+    /// of this claim runs meanwhile.
+    async fn complete_locked(&self, claim: &Claim) -> Result<Claim, UploadError> {
+        let id = claim.id;
         let upload_id = claim.upload_id.clone().ok_or(UploadError::NotFound)?;
-        let received = self.received_parts(&claim).await?;
+        let received = self.received_parts(claim).await?;
         let count = claim.part_count.unwrap_or(1) as u32;
         let missing: Vec<u32> = (1..=count).filter(|n| !received.contains_key(n)).collect();
         if !missing.is_empty() {
             return Err(UploadError::MissingParts(missing));
         }
         for (n, (part, _)) in &received {
-            let expected = expected_part_size(&claim, *n)?;
+            let expected = expected_part_size(claim, *n)?;
             if part.size != expected {
                 return Err(UploadError::Conflict(format!(
                     "part {n} is {} bytes, expected {expected}",
@@ -262,20 +336,15 @@ impl Uploads {
             .complete_multipart(&claim.key, &upload_id, &completed)
             .await
         {
-            // Another complete may have finished first, or a process that
-            // died after the store assembled the object but before it marked
-            // the claim: then the object is whole and this complete finishes
-            // the job.
-            match (e, self.get_owned(owner, id).await) {
-                (_, Ok(c)) if c.status == ClaimStatus::Uploaded => return Ok(c),
-                (StoreError::NoSuchUpload, _) => {
-                    let whole = matches!(self.store.head(&claim.key).await,
-                        Ok(meta) if meta.size == claim.size as u64);
-                    if !whole {
-                        return Err(UploadError::Conflict("the upload was aborted".into()));
-                    }
+            // No other complete runs now, so a session that is gone was
+            // either assembled by a process that died before marking the
+            // claim (the object is whole: finish the job), or aborted.
+            match e {
+                StoreError::NoSuchUpload if self.object_is_whole(claim).await => {}
+                StoreError::NoSuchUpload => {
+                    return Err(UploadError::Conflict("the upload was aborted".into()))
                 }
-                (e, _) => return Err(e.into()),
+                e => return Err(e.into()),
             }
         }
         let sha256 = composite_sha256(received.values().map(|(p, _)| p.sha256.as_deref()));
@@ -285,13 +354,26 @@ impl Uploads {
             .await?
         {
             Transition::Done(c) | Transition::AlreadyDone(c) => Ok(c),
-            Transition::Expired(_) => Err(UploadError::Expired),
+            Transition::Expired(_) => {
+                // The object is whole: left with its claim, the sweeper would
+                // recover it to `uploaded` after this request answered 410.
+                self.claims.delete_pending(id, true).await?;
+                Err(UploadError::Expired)
+            }
             Transition::NotFound => {
-                // Aborted or swept while assembling: the object is ours to clean up.
-                self.orphaned(&claim).await;
+                // Discarded or swept while assembling (whoever removed the
+                // claim queued its key too; this covers a removal that raced
+                // the store): the object is ours to clean up unless live.
+                self.orphaned(claim).await?;
                 Err(UploadError::NotFound)
             }
         }
+    }
+
+    /// Whether the store holds the claim's whole object (its declared size).
+    pub(super) async fn object_is_whole(&self, claim: &Claim) -> bool {
+        matches!(self.store.head(&claim.key).await,
+            Ok(meta) if meta.size == claim.size as u64)
     }
 
     /// Parts by number with their etags: those the API recorded, and, for a
@@ -309,7 +391,14 @@ impl Uploads {
             .map(|p| (p.part_number as u32, (receipt(p), p.etag.clone())))
             .collect();
         if let (true, Some(upload_id)) = (claim.direct_parts, &claim.upload_id) {
+            let refused = self.parts.refused(claim.id).await?;
             for stored in self.store.list_parts(&claim.key, upload_id).await? {
+                if refused.get(&stored.part_number) == Some(&stored.etag) {
+                    // The bytes the API refused (422) are still the store's
+                    // copy of this part: it stays missing.
+                    parts.remove(&stored.part_number);
+                    continue;
+                }
                 let recorded = parts
                     .get(&stored.part_number)
                     .filter(|(_, etag)| *etag == stored.etag);

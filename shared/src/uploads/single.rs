@@ -2,8 +2,8 @@
 
 use super::{UploadError, Uploads};
 use crate::{
-    db::{claims::Transition, deletes::NewDelete},
-    domain::{Claim, ClaimStatus, DeleteReason},
+    db::claims::Transition,
+    domain::{Claim, ClaimStatus},
     store::{ByteStream, Sha256Tap},
 };
 
@@ -73,21 +73,27 @@ impl Uploads {
             .put(&claim.key, Box::pin(body), len, &content_type)
             .await
         {
-            // Nothing was stored (puts are all or nothing): drop the claim.
-            self.drop_failed(&claim, false).await;
+            // A failed put may still have left the object (a lost response,
+            // a rename that landed before its directory sync failed):
+            // dropping the claim queues the key's delete either way.
+            self.drop_failed(&claim).await?;
             return Err(e.into());
         }
-        let actual = hex::encode(
-            digest
-                .digest()
-                .expect("a put that succeeded read its whole body"),
-        );
+        // A store that reports success has read the whole declared length
+        // (an empty body may never be polled at all: its digest is that of
+        // no bytes).
+        let Some(actual) = digest.digest_of(len).map(hex::encode) else {
+            self.drop_failed(&claim).await?;
+            return Err(UploadError::Internal(
+                "the store finished without reading the whole body".into(),
+            ));
+        };
         if req
             .sha256
             .as_deref()
             .is_some_and(|want| !want.eq_ignore_ascii_case(&actual))
         {
-            self.drop_failed(&claim, true).await;
+            self.drop_failed(&claim).await?;
             return Err(UploadError::ChecksumMismatch { actual });
         }
         match self
@@ -96,33 +102,27 @@ impl Uploads {
             .await?
         {
             Transition::Done(c) | Transition::AlreadyDone(c) => Ok((c, false)),
-            Transition::Expired(_) => Err(UploadError::Expired),
+            Transition::Expired(_) => {
+                // The object is whole: left with its claim, the sweeper would
+                // recover it to `uploaded` after this request answered 410.
+                self.drop_failed(&claim).await?;
+                Err(UploadError::Expired)
+            }
             Transition::NotFound => {
-                self.orphaned(&claim).await;
+                self.orphaned(&claim).await?;
                 Err(UploadError::NotFound)
             }
         }
     }
 
-    /// Undoes a failed single-shot upload: the object (when one was
-    /// written) and the claim go; if the store cannot delete the object now,
-    /// its delete is queued with the claim's removal, in one transaction.
-    async fn drop_failed(&self, claim: &Claim, object_written: bool) {
-        let mut cleanup = None;
-        if object_written {
-            if let Err(e) = self.store.delete(&claim.key).await {
-                tracing::warn!(error = %e, key = %claim.key, "delete failed; queued instead");
-                cleanup = Some(NewDelete {
-                    key: claim.key.clone(),
-                    upload_id: None,
-                    reason: DeleteReason::Discarded,
-                });
-            }
-        }
-        if let Err(e) = self.claims.delete_pending(claim.id, cleanup).await {
-            // The sweeper takes the claim (and queues the object) when it expires.
-            tracing::warn!(error = %e, claim = %claim.id, "could not drop a failed upload's claim");
-        }
+    /// Undoes a failed single-shot upload: the claim goes and, in the same
+    /// transaction, its key's delete is queued (whatever the store kept of
+    /// the body). When the claim is gone already, whoever removed it queued
+    /// the key. A database that cannot be reached fails the request; the
+    /// pending claim then expires and the sweeper queues the key.
+    async fn drop_failed(&self, claim: &Claim) -> Result<(), UploadError> {
+        self.claims.delete_pending(claim.id, true).await?;
+        Ok(())
     }
 }
 

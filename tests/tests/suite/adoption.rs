@@ -161,7 +161,7 @@ async fn two_transactions_consuming_one_key_through_files_have_one_winner() {
 #[tokio::test]
 async fn replace_queues_deletes_only_for_the_dropped_keys() {
     let db = TestDb::new().await;
-    let [a, b, c, d] = ["a", "b", "c", "d"].map(|k| format!("att/{k}"));
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|k| format!("priv/att/{k}"));
     for key in [&a, &b, &c, &d] {
         uploaded(&db, key).await;
     }
@@ -194,9 +194,9 @@ async fn replace_queues_deletes_only_for_the_dropped_keys() {
     // A replace whose new key cannot be consumed queues nothing either.
     let mut tx = client.transaction().await.unwrap();
     let refused = Files::new(&mut tx)
-        .replace(OWNER, std::slice::from_ref(&b), &["att/none".to_string()])
+        .replace(OWNER, std::slice::from_ref(&b), &["priv/att/none".to_string()])
         .await;
-    assert!(matches!(refused, Err(ConsumeError::Missing(m)) if m == ["att/none"]));
+    assert!(matches!(refused, Err(ConsumeError::Missing(m)) if m == ["priv/att/none"]));
     tx.commit().await.unwrap();
     assert_eq!(queue(&db).await.len(), 1);
 
@@ -235,7 +235,7 @@ async fn replace_queues_deletes_only_for_the_dropped_keys() {
 #[tokio::test]
 async fn a_business_role_with_the_documented_grants_uses_the_sql_api() {
     let db = TestDb::new().await;
-    let key = uploaded(&db, "sql/a").await;
+    let key = uploaded(&db, "priv/sql/a").await;
     let role = format!("app_{}", Uuid::new_v4().as_simple());
     let mut client = db.client().await;
     client

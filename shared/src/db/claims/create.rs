@@ -30,11 +30,33 @@ pub struct NewClaim {
     pub parts: Option<(i64, i32)>,
     /// The pending claim's lifetime from now (the database's now).
     pub ttl: Duration,
+    /// What the request asked for, as [`request_fingerprint`] writes it: an
+    /// idempotency key is bound to it, so a retry must ask for the same.
+    pub fingerprint: String,
+}
+
+/// A request's fingerprint: the kind of start and everything it declared.
+/// Two requests with one idempotency key must agree on all of it.
+pub fn request_fingerprint(new: &NewClaim, kind: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let (part_size, _) = new.parts.unzip();
+    let fields = serde_json::json!([
+        kind,
+        new.size,
+        new.filename,
+        new.content_type,
+        new.public,
+        part_size,
+    ]);
+    hex::encode(Sha256::digest(fields.to_string().as_bytes()))
 }
 
 /// Why a claim was not created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
+    /// The idempotency key was used before for a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    KeyReused,
     /// The owner already has `max` pending claims.
     #[error("the owner already has {max} uploads in flight")]
     TooManyPending {
@@ -71,9 +93,9 @@ fn insert_sql() -> String {
     format!(
         "INSERT INTO claimcheck.upload_claims
            (id, object_key, owner, filename, content_type, size, public,
-            part_size, part_count, expires_at, idempotency_key)
+            part_size, part_count, expires_at, idempotency_key, idempotency_fingerprint)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 now() + make_interval(secs => $10), $11)
+                 now() + make_interval(secs => $10), $11, $12)
          RETURNING {COLUMNS}"
     )
 }
@@ -109,7 +131,7 @@ impl ClaimStore {
         let lock = tx.prepare_cached(OWNER_LOCK).await?;
         tx.execute(&lock, &[&new.owner]).await?;
         if let Some(idem) = idempotency_key {
-            if let Some(claim) = reuse_idempotent(&tx, &new.owner, idem).await? {
+            if let Some(claim) = reuse_idempotent(&tx, new, idem).await? {
                 return Ok((claim, true));
             }
         }
@@ -140,6 +162,7 @@ impl ClaimStore {
                     &part_count,
                     &secs(new.ttl),
                     &idempotency_key,
+                    &idempotency_key.map(|_| new.fingerprint.as_str()),
                 ],
             )
             .await?;
@@ -150,16 +173,25 @@ impl ClaimStore {
 
 /// The owner's claim made with `key` in the last 24 hours, if any. An older
 /// claim holding the key is no answer any more: the key is freed for reuse.
+/// A claim whose request differs ([`NewClaim::fingerprint`]) is no answer
+/// either: that is another request reusing the key.
 async fn reuse_idempotent(
     tx: &Transaction<'_>,
-    owner: &str,
+    new: &NewClaim,
     key: &str,
-) -> Result<Option<Claim>, DbError> {
+) -> Result<Option<Claim>, CreateError> {
+    let owner = &new.owner;
     let sql = format!(
-        "SELECT {COLUMNS} FROM claimcheck.upload_claims
+        "SELECT {COLUMNS}, idempotency_fingerprint FROM claimcheck.upload_claims
           WHERE owner = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'"
     );
     if let Some(row) = tx.query_opt(&sql, &[&owner, &key]).await? {
+        let fingerprint: Option<String> = row.try_get("idempotency_fingerprint")?;
+        // Claims made before fingerprints were recorded have none: the key
+        // alone decides for them, as it did then.
+        if fingerprint.is_some_and(|f| f != new.fingerprint) {
+            return Err(CreateError::KeyReused);
+        }
         return Ok(Some(claim_from_row(&row)?));
     }
     tx.execute(

@@ -7,16 +7,20 @@ use std::{
 
 use crate::store::StoreError;
 
-/// Renames a finished temp file to `dest` and syncs the directory entry.
+/// Renames a finished temp file to `dest` and makes the rename durable: the
+/// entry in its directory, and the entry of every directory on the way that
+/// this call created (a crash must not lose a published object with a
+/// directory that never reached the disk).
 pub(super) fn publish(temp: TempFile, root: &Path, dest: &Path) -> Result<(), StoreError> {
     let parent = dest
         .parent()
-        .expect("a key has a parent: the root at least");
+        .ok_or_else(|| StoreError::Other(format!("{} has no parent", dest.display())))?;
     // A delete of the last object in `parent` may remove the (empty) directory
     // between our create_dir_all and rename: then create it again.
     let mut attempts = 0;
+    let mut created = Vec::new();
     loop {
-        std::fs::create_dir_all(parent).map_err(io_error)?;
+        created.extend(create_dirs(root, parent)?);
         match std::fs::rename(&temp.path, dest) {
             Ok(()) => break,
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
@@ -25,27 +29,45 @@ pub(super) fn publish(temp: TempFile, root: &Path, dest: &Path) -> Result<(), St
     }
     temp.disarm();
     sync_dir(parent)?;
-    if parent != root {
-        // Best effort for the directories create_dir_all may have made.
-        let _ = sync_dir(root);
+    // Deepest first: each new directory's entry lives in its parent.
+    created.sort_unstable_by_key(|d| std::cmp::Reverse(d.components().count()));
+    created.dedup();
+    for dir in &created {
+        if let Some(up) = dir.parent() {
+            sync_dir(up)?;
+        }
     }
     Ok(())
+}
+
+/// `create_dir_all(dir)`, returning the directories it created (those
+/// between `root` and `dir` that did not exist).
+fn create_dirs(root: &Path, dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| *d != root && !d.is_dir())
+        .map(Path::to_path_buf)
+        .collect();
+    std::fs::create_dir_all(dir).map_err(io_error)?;
+    Ok(missing)
 }
 
 /// Removes the objects at `paths` (a missing one counts as removed), then
 /// the directories under `root` that this left empty. Returns the error of
 /// each path that could not be removed, by index into `paths`.
 ///
+/// A removal counts once the directory holding its entry is synced: a crash
+/// must not bring a deleted object back. When the object's directory was
+/// removed too (left empty), that is the first ancestor still standing.
+///
 /// One call for a whole batch: the delete worker hands over up to a lease's
 /// keys at once, and a blocking task per key cost a thread switch each.
 pub(super) fn remove_files(root: &Path, paths: &[PathBuf]) -> Vec<(usize, StoreError)> {
     let mut failed = Vec::new();
-    let mut parents = std::collections::BTreeSet::new();
+    let mut parents: std::collections::BTreeMap<&Path, Vec<usize>> = Default::default();
     for (i, path) in paths.iter().enumerate() {
         match std::fs::remove_file(path) {
-            Ok(()) => {
-                parents.insert(path.parent());
-            }
+            Ok(()) => parents.entry(path.parent().unwrap_or(root)).or_default().push(i),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => failed.push((i, io_error(e))),
         }
@@ -54,20 +76,40 @@ pub(super) fn remove_files(root: &Path, paths: &[PathBuf]) -> Vec<(usize, StoreE
     // directory is seen empty in turn. Best effort: a put racing with this
     // retries its rename (see `publish`), and a directory that is not empty
     // simply stays.
-    for parent in parents.into_iter().rev() {
+    for (parent, removed) in parents.into_iter().rev() {
         let mut dir = parent;
-        while let Some(d) = dir.filter(|d| *d != root) {
-            if std::fs::remove_dir(d).is_err() {
-                break;
+        while dir != root {
+            match std::fs::remove_dir(dir) {
+                // Emptied (or emptied and removed by an earlier pass of this
+                // loop): go up.
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => break,
             }
-            dir = d.parent();
+            match dir.parent() {
+                Some(up) => dir = up,
+                None => break,
+            }
+        }
+        // `dir` is the first directory still standing: it holds the entry
+        // of the last thing removed (the file itself, or its emptied
+        // directory). Until that is synced the removal is not durable, and
+        // the rows are retried (deletes are idempotent).
+        if let Err(e) = sync_dir(dir) {
+            failed.extend(removed.into_iter().map(|i| (i, clone_error(&e))));
         }
     }
     failed
 }
 
+fn clone_error(e: &StoreError) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
 /// Makes a rename or removal in `dir` durable.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(test)]
+    tests::SYNCED.with(|s| s.borrow_mut().push(dir.to_path_buf()));
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error)
@@ -148,6 +190,50 @@ impl Drop for TempFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// Directories [`sync_dir`] synced on this thread.
+        pub(super) static SYNCED: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn synced() -> Vec<PathBuf> {
+        SYNCED.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
+
+    #[test]
+    fn publish_syncs_the_directory_and_every_directory_it_created() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        std::fs::create_dir_all(root.join("priv")).unwrap();
+        let temp = root.join("tmpfile");
+        std::fs::write(&temp, "x").unwrap();
+        synced();
+        let dest = root.join("priv/2026/11/29/object");
+        publish(TempFile::new(temp), root, &dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"x");
+        let got = synced();
+        for dir in ["priv/2026/11/29", "priv/2026/11", "priv/2026", "priv"] {
+            assert!(got.contains(&root.join(dir)), "{dir} not synced: {got:?}");
+        }
+        assert!(!got.contains(&root.to_path_buf()), "priv existed: root needs no sync");
+    }
+
+    #[test]
+    fn remove_files_syncs_the_directory_of_every_removal() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        for key in ["a/b/c", "keep/x", "keep/y"] {
+            let path = root.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, key).unwrap();
+        }
+        synced();
+        assert!(remove_files(root, &[root.join("a/b/c"), root.join("keep/x")]).is_empty());
+        let got = synced();
+        assert!(got.contains(&root.join("keep")), "keep/x's unlink: {got:?}");
+        assert!(got.contains(&root.to_path_buf()), "a/ removed from the root: {got:?}");
+    }
 
     #[test]
     fn remove_files_prunes_every_directory_it_empties_and_no_other() {

@@ -273,7 +273,9 @@ pub(super) fn remove_session(dir: &Path) -> Result<(), StoreError> {
             return Err(io_error(e));
         }
     }
-    let _ = sync_dir(&staging(root));
+    // The abort is durable once the session's entry is gone from the disk
+    // too: a crash must not bring back a session whose parts were freed.
+    sync_dir(&staging(root))?;
     let result = std::fs::remove_dir_all(&doomed.path).map_err(io_error);
     doomed.disarm(); // removed, or left for the stale temp sweep
     result

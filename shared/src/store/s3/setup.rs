@@ -36,7 +36,13 @@ pub struct S3Settings {
     pub access_key_id: Option<String>,
     /// See `access_key_id`.
     pub secret_access_key: Option<String>,
+    /// `CLAIMCHECK_S3_TIMEOUT`: the longest one request without a body may
+    /// take, retries included; `None` for [`DEFAULT_TIMEOUT`].
+    pub timeout: Option<Duration>,
 }
+
+/// `CLAIMCHECK_S3_TIMEOUT`'s default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl fmt::Debug for S3Settings {
     // The secret key must not reach the logs.
@@ -60,13 +66,18 @@ impl fmt::Debug for S3Settings {
 /// fails the call.
 const STALL_GRACE: Duration = Duration::from_secs(120);
 
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl S3Store {
     /// Builds the clients; makes no request (see [`S3Store::check`]).
     pub async fn new(settings: S3Settings) -> Result<S3Store, StoreError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.region.clone()))
-            // Only a connect timeout: the SDK's read timeout covers sending the
-            // request body too, and a 5 GiB part from a slow client takes long.
+            // Only a connect timeout for the streaming client: the SDK's read
+            // timeout covers sending the request body too, and a 5 GiB part
+            // from a slow client takes long (the other client adds an
+            // operation timeout, below).
             // A stalled body is caught by the SDK's stalled stream protection,
             // with a grace period longer than the API's body idle timeout
             // (60 s by default): a client pausing for a while is the API's to
@@ -78,7 +89,7 @@ impl S3Store {
             )
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
+                    .connect_timeout(CONNECT_TIMEOUT)
                     .build(),
             )
             .retry_config(RetryConfig::standard())
@@ -102,13 +113,21 @@ impl S3Store {
             }
         }
         let shared = loader.load().await;
-        let client_for = |endpoint: Option<&String>| {
+        let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let bounded = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .operation_timeout(timeout)
+            .build();
+        let client_for = |endpoint: Option<&String>, timeouts: Option<&TimeoutConfig>| {
             let mut config = aws_sdk_s3::config::Builder::from(&shared)
                 .force_path_style(settings.force_path_style)
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
             if let Some(endpoint) = endpoint {
                 config = config.endpoint_url(endpoint);
+            }
+            if let Some(timeouts) = timeouts {
+                config = config.timeout_config(timeouts.clone());
             }
             Client::from_conf(config.build())
         };
@@ -117,8 +136,9 @@ impl S3Store {
             .as_ref()
             .or(settings.endpoint.as_ref());
         Ok(S3Store {
-            client: client_for(settings.endpoint.as_ref()),
-            presigner: client_for(public),
+            client: client_for(settings.endpoint.as_ref(), Some(&bounded)),
+            streaming: client_for(settings.endpoint.as_ref(), None),
+            presigner: client_for(public, None),
             bucket: settings.bucket,
             endpoint: settings.endpoint,
         })

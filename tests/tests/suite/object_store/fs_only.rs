@@ -112,7 +112,7 @@ async fn fs_download_urls_verify_and_expire() {
     );
     let unsupported = t
         .store
-        .presign_upload_part(&key, &"0".repeat(32), 1, Duration::from_secs(60))
+        .presign_upload_part(&key, &"0".repeat(32), 1, 5, Duration::from_secs(60))
         .await;
     assert!(matches!(
         unsupported,

@@ -25,7 +25,7 @@ async fn s3_presigned_part_uploads_complete_through_the_store() {
     for (n, seed, len) in bodies {
         let signed = t
             .store
-            .presign_upload_part(&key, &id, n, Duration::from_secs(300))
+            .presign_upload_part(&key, &id, n, len, Duration::from_secs(300))
             .await
             .unwrap();
         assert_eq!(signed.method, "PUT");
