@@ -130,7 +130,8 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
         ] {
             let mut from = done.clone();
             loop {
-                let chunk = keys_between(ctx, sql, prefix, from.as_deref(), upto.as_deref()).await?;
+                let chunk =
+                    keys_between(ctx, sql, prefix, from.as_deref(), upto.as_deref()).await?;
                 report.peak_keys_held = report.peak_keys_held.max(keys.len() + chunk.len());
                 for key in &chunk {
                     if !listed.contains(key.as_str()) && !exists(ctx, key).await? {

@@ -182,14 +182,12 @@ impl JobContext {
             .expect("the semaphore is never closed");
         let started = std::time::Instant::now();
         let bound = self.settings.store_timeout;
-        let result = tokio::time::timeout(bound, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "{op}: no answer within {} s",
-                    bound.as_secs_f64()
-                )))
-            });
+        let result = tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "{op}: no answer within {} s",
+                bound.as_secs_f64()
+            )))
+        });
         self.metrics
             .observe_store(op, result.is_ok(), started.elapsed().as_secs_f64());
         result

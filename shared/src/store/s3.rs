@@ -278,7 +278,9 @@ impl ObjectStore for S3Store {
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number as i32)
-            .content_length(i64::try_from(len).map_err(|_| StoreError::InvalidPart(format!("{len} bytes")))?)
+            .content_length(
+                i64::try_from(len).map_err(|_| StoreError::InvalidPart(format!("{len} bytes")))?,
+            )
             .presigned(config)
             .await
             .map_err(|e| map_sdk_error("UploadPart (presign)", e))?;

@@ -5,6 +5,7 @@
 //! knows. Whoever loses a race cleans up after itself: a put or complete that
 //! finds its claim gone queues its object's delete.
 
+mod empty;
 mod limits;
 mod multipart;
 mod single;
@@ -21,7 +22,9 @@ pub use single::SingleUpload;
 use crate::{
     db::{
         claims::{request_fingerprint, NewClaim},
-        deletes::NewDelete, ClaimStore, DbError, DeleteQueue, PartStore},
+        deletes::NewDelete,
+        ClaimStore, DbError, DeleteQueue, PartStore,
+    },
     domain::{object_key, Claim, ClaimStatus, DeleteReason},
     store::{ObjectStore, StoreError},
 };

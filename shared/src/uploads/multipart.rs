@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{
     choose_part_size,
+    empty::is_empty_chunked,
     single::{check_filename, check_sha256_hex},
     UploadError, Uploads,
 };
@@ -89,6 +90,9 @@ impl Uploads {
             .claims
             .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)
             .await?;
+        if is_empty_chunked(&claim) {
+            return Ok((claim, existing)); // no session: see `empty`
+        }
         match (existing, &claim.upload_id) {
             (true, Some(_)) => Ok((claim, true)),
             // Finished meanwhile (by the sweeper's recovery, say): the answer
@@ -163,6 +167,9 @@ impl Uploads {
         if let Some(sha) = sha256 {
             check_sha256_hex(sha)?;
         }
+        if is_empty_chunked(&claim) {
+            return self.put_empty_part(&claim, sha256).await;
+        }
         let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
         self.claims.touch(id, self.limits.claim_ttl).await?;
         let (body, digest) = Sha256Tap::new(body);
@@ -213,6 +220,11 @@ impl Uploads {
     ) -> Result<PresignedRequest, UploadError> {
         let claim = self.get_pending(owner, id).await?;
         let len = expected_part_size(&claim, n)?;
+        if is_empty_chunked(&claim) {
+            return Err(UploadError::Invalid(
+                "a 0-byte upload's part goes through the API, not to the store".into(),
+            ));
+        }
         let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
         let presigned = self
             .store
@@ -307,6 +319,9 @@ impl Uploads {
     /// Complete's work, with the claim's writer lock held: no other complete
     /// of this claim runs meanwhile.
     async fn complete_locked(&self, claim: &Claim) -> Result<Claim, UploadError> {
+        if is_empty_chunked(claim) {
+            return self.complete_empty(claim).await;
+        }
         let id = claim.id;
         let upload_id = claim.upload_id.clone().ok_or(UploadError::NotFound)?;
         let received = self.received_parts(claim).await?;

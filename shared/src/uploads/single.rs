@@ -93,6 +93,10 @@ impl Uploads {
             .as_deref()
             .is_some_and(|want| !want.eq_ignore_ascii_case(&actual))
         {
+            // Nothing is stored after a 422: the object goes now (its delete
+            // is queued with the claim's removal all the same, should this
+            // one fail).
+            let _ = self.store.delete(&claim.key).await;
             self.drop_failed(&claim).await?;
             return Err(UploadError::ChecksumMismatch { actual });
         }

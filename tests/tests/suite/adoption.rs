@@ -194,7 +194,11 @@ async fn replace_queues_deletes_only_for_the_dropped_keys() {
     // A replace whose new key cannot be consumed queues nothing either.
     let mut tx = client.transaction().await.unwrap();
     let refused = Files::new(&mut tx)
-        .replace(OWNER, std::slice::from_ref(&b), &["priv/att/none".to_string()])
+        .replace(
+            OWNER,
+            std::slice::from_ref(&b),
+            &["priv/att/none".to_string()],
+        )
         .await;
     assert!(matches!(refused, Err(ConsumeError::Missing(m)) if m == ["priv/att/none"]));
     tx.commit().await.unwrap();

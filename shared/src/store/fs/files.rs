@@ -67,7 +67,10 @@ pub(super) fn remove_files(root: &Path, paths: &[PathBuf]) -> Vec<(usize, StoreE
     let mut parents: std::collections::BTreeMap<&Path, Vec<usize>> = Default::default();
     for (i, path) in paths.iter().enumerate() {
         match std::fs::remove_file(path) {
-            Ok(()) => parents.entry(path.parent().unwrap_or(root)).or_default().push(i),
+            Ok(()) => parents
+                .entry(path.parent().unwrap_or(root))
+                .or_default()
+                .push(i),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => failed.push((i, io_error(e))),
         }
@@ -216,7 +219,10 @@ mod tests {
         for dir in ["priv/2026/11/29", "priv/2026/11", "priv/2026", "priv"] {
             assert!(got.contains(&root.join(dir)), "{dir} not synced: {got:?}");
         }
-        assert!(!got.contains(&root.to_path_buf()), "priv existed: root needs no sync");
+        assert!(
+            !got.contains(&root.to_path_buf()),
+            "priv existed: root needs no sync"
+        );
     }
 
     #[test]
@@ -232,7 +238,10 @@ mod tests {
         assert!(remove_files(root, &[root.join("a/b/c"), root.join("keep/x")]).is_empty());
         let got = synced();
         assert!(got.contains(&root.join("keep")), "keep/x's unlink: {got:?}");
-        assert!(got.contains(&root.to_path_buf()), "a/ removed from the root: {got:?}");
+        assert!(
+            got.contains(&root.to_path_buf()),
+            "a/ removed from the root: {got:?}"
+        );
     }
 
     #[test]

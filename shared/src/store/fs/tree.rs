@@ -197,7 +197,10 @@ mod tests {
             std::fs::write(day.join(format!("{i:05}")), "x").unwrap();
         }
         let past = SystemTime::now() - Duration::from_secs(60);
-        std::fs::File::open(&day).unwrap().set_modified(past).unwrap();
+        std::fs::File::open(&day)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
         let cache = DirCache::default();
         let (mut pages, mut listed, mut next) = (0, 0, None);
         loop {
@@ -211,11 +214,18 @@ mod tests {
         }
         assert_eq!((pages, listed), (3, 2500));
         let reads = READS.with(|r| r.borrow().iter().filter(|p| **p == day).count());
-        assert_eq!(reads, 1, "the day's directory is read once, not once per page");
+        assert_eq!(
+            reads, 1,
+            "the day's directory is read once, not once per page"
+        );
         // A change to the directory is seen at once.
         std::fs::write(day.join("99999"), "x").unwrap();
-        let (page, _) = list_page(dir.path(), "", Some(&format!("priv/d/{:05}", 2499)), &cache).unwrap();
-        assert_eq!(page.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["priv/d/99999"]);
+        let (page, _) =
+            list_page(dir.path(), "", Some(&format!("priv/d/{:05}", 2499)), &cache).unwrap();
+        assert_eq!(
+            page.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+            ["priv/d/99999"]
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub(super) fn delete_errors(
             continue;
         }
         let mapped = from_code("DeleteObjects", 200, error.code(), error.message());
-        match error.key().filter(|k| batch.iter().any(|b| b.as_str() == *k)) {
+        match error
+            .key()
+            .filter(|k| batch.iter().any(|b| b.as_str() == *k))
+        {
             Some(key) => failed.push((key.to_owned(), mapped)),
             None => {
                 return Err(StoreError::Other(format!(
@@ -98,7 +101,10 @@ mod tests {
     use aws_sdk_s3::types::Error as KeyError;
 
     fn key_error(key: Option<&str>, code: &str) -> KeyError {
-        KeyError::builder().set_key(key.map(str::to_owned)).code(code).build()
+        KeyError::builder()
+            .set_key(key.map(str::to_owned))
+            .code(code)
+            .build()
     }
 
     #[test]
@@ -106,7 +112,10 @@ mod tests {
         let (a, b) = ("a".to_owned(), "b".to_owned());
         let failed = delete_errors(
             &[&a, &b],
-            &[key_error(Some("a"), "NoSuchKey"), key_error(Some("b"), "AccessDenied")],
+            &[
+                key_error(Some("a"), "NoSuchKey"),
+                key_error(Some("b"), "AccessDenied"),
+            ],
         )
         .unwrap();
         assert_eq!(failed.len(), 1);
@@ -116,7 +125,10 @@ mod tests {
     #[test]
     fn a_delete_error_without_a_key_of_the_batch_fails_the_whole_call() {
         let (a, b) = ("a".to_owned(), "b".to_owned());
-        for error in [key_error(None, "InternalError"), key_error(Some("zzz"), "AccessDenied")] {
+        for error in [
+            key_error(None, "InternalError"),
+            key_error(Some("zzz"), "AccessDenied"),
+        ] {
             assert!(delete_errors(&[&a, &b], &[error]).is_err());
         }
     }

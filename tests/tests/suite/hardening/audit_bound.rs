@@ -21,7 +21,9 @@ async fn the_audit_merges_page_by_page_in_bounded_memory() {
     let (store, _dir) = fs_store();
     let store: Arc<dyn ObjectStore> = Arc::new(store);
     let ctx = context(&db, store.clone(), fast_settings(&prefix));
-    let keys: Vec<String> = (0..2600).map(|i| format!("{prefix}priv/b/{i:05}")).collect();
+    let keys: Vec<String> = (0..2600)
+        .map(|i| format!("{prefix}priv/b/{i:05}"))
+        .collect();
     put_objects(&*store, &keys, 1).await;
     // Missing objects: before the first key, inside the second page, after
     // the last key ("a" < "b" < "c" bytewise; "-" sorts before digits).

@@ -49,7 +49,11 @@ async fn the_worker_parks_rows_of_live_keys_instead_of_deleting() {
         .await
         .unwrap();
     ctx.queue
-        .enqueue(&[delete(&registered, None), delete(&claimed, None), delete(&gone, None)])
+        .enqueue(&[
+            delete(&registered, None),
+            delete(&claimed, None),
+            delete(&gone, None),
+        ])
         .await
         .unwrap();
 
@@ -80,30 +84,51 @@ async fn deletes_stay_inside_the_key_space_and_off_live_claims() {
         .unwrap()
         .to_owned();
     let ours = format!("{}priv/2026/11/29/gone.bin", app.prefix);
-    let neighbour = format!("{}0/priv/2026/11/29/x.bin", app.prefix.trim_end_matches('/'));
+    let neighbour = format!(
+        "{}0/priv/2026/11/29/x.bin",
+        app.prefix.trim_end_matches('/')
+    );
     let post = |items: serde_json::Value| {
         app.req(Method::POST, "/v1/deletes")
             .json(&json!({ "items": items }))
             .send()
     };
     for (items, status) in [
-        (json!([{"key": ours, "reason": "deleted"}, {"key": "other-app/logo.png", "reason": "deleted"}]), 400),
+        (
+            json!([{"key": ours, "reason": "deleted"}, {"key": "other-app/logo.png", "reason": "deleted"}]),
+            400,
+        ),
         (json!([{"key": neighbour, "reason": "deleted"}]), 400),
-        (json!([{"key": format!("{}tmp/x", app.prefix), "reason": "deleted"}]), 400),
-        (json!([{"key": ours, "reason": "replaced"}, {"key": pending, "reason": "deleted"}]), 409),
+        (
+            json!([{"key": format!("{}tmp/x", app.prefix), "reason": "deleted"}]),
+            400,
+        ),
+        (
+            json!([{"key": ours, "reason": "replaced"}, {"key": pending, "reason": "deleted"}]),
+            409,
+        ),
     ] {
         let res = post(items.clone()).await.unwrap();
-        assert_eq!(res.status().as_u16(), status, "{items}: {}", res.text().await.unwrap());
         assert_eq!(
-            app.sql_i64("SELECT count(*) FROM claimcheck.pending_deletes").await,
+            res.status().as_u16(),
+            status,
+            "{items}: {}",
+            res.text().await.unwrap()
+        );
+        assert_eq!(
+            app.sql_i64("SELECT count(*) FROM claimcheck.pending_deletes")
+                .await,
             0,
             "{items}: nothing queued"
         );
     }
-    let res = post(json!([{"key": ours, "reason": "deleted"}])).await.unwrap();
+    let res = post(json!([{"key": ours, "reason": "deleted"}]))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     assert_eq!(
-        app.sql_i64("SELECT count(*) FROM claimcheck.pending_deletes").await,
+        app.sql_i64("SELECT count(*) FROM claimcheck.pending_deletes")
+            .await,
         1
     );
 }
@@ -113,7 +138,9 @@ async fn deletes_stay_inside_the_key_space_and_off_live_claims() {
 #[tokio::test]
 async fn schedule_delete_raises_22023_outside_the_key_space_and_55000_for_a_claim() {
     let db = TestDb::new().await;
-    settings::record_key_prefix(&db.pool, "app1/").await.unwrap();
+    settings::record_key_prefix(&db.pool, "app1/")
+        .await
+        .unwrap();
     let refused = settings::record_key_prefix(&db.pool, "app10/").await;
     assert!(
         matches!(refused, Err(settings::PrefixError::Mismatch { .. })),
@@ -138,7 +165,10 @@ async fn schedule_delete_raises_22023_outside_the_key_space_and_55000_for_a_clai
         let typed = ObjectRegistry::schedule_delete_in(&tx, key, DeleteReason::Deleted).await;
         match code {
             "22023" => assert!(matches!(typed, Err(ScheduleError::Invalid(_))), "{typed:?}"),
-            _ => assert!(matches!(typed, Err(ScheduleError::LiveClaim(_))), "{typed:?}"),
+            _ => assert!(
+                matches!(typed, Err(ScheduleError::LiveClaim(_))),
+                "{typed:?}"
+            ),
         }
     }
     let tx = client.transaction().await.unwrap();
@@ -176,7 +206,10 @@ async fn sweeps_and_consumes_of_the_same_claims_never_deadlock() {
                 let sqlstate =
                     |e: tokio_postgres::Error| e.code().map_or(e.to_string(), |c| c.code().into());
                 match tx
-                    .query("SELECT * FROM claimcheck.consume_claims('owner-1', $1)", &[&keys])
+                    .query(
+                        "SELECT * FROM claimcheck.consume_claims('owner-1', $1)",
+                        &[&keys],
+                    )
                     .await
                 {
                     Ok(_) => tx.commit().await.map_err(sqlstate),

@@ -38,7 +38,11 @@ async fn racing_completes_never_delete_a_consumed_object(store: Store) {
         let first_tx = Arc::new(std::sync::Mutex::new(Some(first_tx)));
         let completes = (0..8).map(|i| {
             // Half through another process: the race spans pods.
-            let app = if i % 2 == 0 { app.clone() } else { other.clone() };
+            let app = if i % 2 == 0 {
+                app.clone()
+            } else {
+                other.clone()
+            };
             let (id, first_tx) = (id.clone(), first_tx.clone());
             async move {
                 let res = app.complete(&id).await;
@@ -85,7 +89,10 @@ async fn racing_completes_never_delete_a_consumed_object(store: Store) {
     let ctx = context(&app.db, store.clone(), fast_settings(&app.prefix));
     delete_worker::drain(&ctx).await.unwrap();
     for key in &keys {
-        assert!(exists(&*store, key).await, "consumed object {key} was deleted");
+        assert!(
+            exists(&*store, key).await,
+            "consumed object {key} was deleted"
+        );
     }
     assert_eq!(
         app.sql_i64("SELECT count(*) FROM claimcheck.objects").await,
@@ -148,7 +155,10 @@ async fn a_discard_after_a_dead_complete_queues_the_assembled_object(store: Stor
     let store: Arc<dyn ObjectStore> = objects.into();
     let ctx = context(&app.db, store.clone(), fast_settings(&app.prefix));
     delete_worker::drain(&ctx).await.unwrap();
-    assert!(!exists(&*store, &key).await, "the assembled object is deleted");
+    assert!(
+        !exists(&*store, &key).await,
+        "the assembled object is deleted"
+    );
 }
 
 #[tokio::test]
@@ -170,11 +180,16 @@ async fn an_upload_answered_410_leaves_no_object_to_recover() {
     let len = 64 * 1024u64;
     let bytes = random_bytes(3, len);
     // The body takes about 2 s, longer than the claim's TTL.
-    let body = futures::stream::iter(bytes.chunks(8 * 1024).map(|c| c.to_vec()).collect::<Vec<_>>())
-        .then(|chunk| async move {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            Ok::<_, std::io::Error>(chunk)
-        });
+    let body = futures::stream::iter(
+        bytes
+            .chunks(8 * 1024)
+            .map(|c| c.to_vec())
+            .collect::<Vec<_>>(),
+    )
+    .then(|chunk| async move {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
     let res = app
         .req(Method::POST, "/v1/uploads?filename=slow.bin")
         .header("Content-Type", "application/octet-stream")
@@ -185,7 +200,8 @@ async fn an_upload_answered_410_leaves_no_object_to_recover() {
         .unwrap();
     assert_eq!(res.status(), 410, "{}", res.text().await.unwrap());
     assert_eq!(
-        app.sql_i64("SELECT count(*) FROM claimcheck.upload_claims").await,
+        app.sql_i64("SELECT count(*) FROM claimcheck.upload_claims")
+            .await,
         0,
         "no claim left for the sweeper to recover"
     );

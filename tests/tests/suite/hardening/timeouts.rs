@@ -79,7 +79,10 @@ async fn the_api_answers_503_when_s3_never_answers() {
     let hole = black_hole().await;
     let app = TestApp::spawn_with(
         Store::S3,
-        &[("CLAIMCHECK_S3_ENDPOINT", &hole), ("CLAIMCHECK_S3_TIMEOUT", "2s")],
+        &[
+            ("CLAIMCHECK_S3_ENDPOINT", &hole),
+            ("CLAIMCHECK_S3_TIMEOUT", "2s"),
+        ],
     )
     .await;
     let started = Instant::now();
@@ -91,9 +94,14 @@ async fn the_api_answers_503_when_s3_never_answers() {
         .await
         .unwrap();
     assert_eq!(res.status(), 503, "{}", res.text().await.unwrap());
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
-        app.sql_i64("SELECT count(*) FROM claimcheck.upload_claims").await,
+        app.sql_i64("SELECT count(*) FROM claimcheck.upload_claims")
+            .await,
         0,
         "the claim of a session that never opened is dropped"
     );
@@ -145,7 +153,9 @@ async fn a_worker_store_call_is_bounded_and_a_wedged_loop_is_seen() {
     let loops = tokio::spawn(jobs::run(ctx.clone(), db.url.clone(), cancel.clone()));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
-        ctx.liveness.stalled(Duration::from_secs(1)).contains(&Loop::Deletes),
+        ctx.liveness
+            .stalled(Duration::from_secs(1))
+            .contains(&Loop::Deletes),
         "the delete loop is wedged on the black hole"
     );
     cancel.cancel();
