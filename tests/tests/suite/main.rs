@@ -11,6 +11,7 @@ mod dev;
 mod migrations;
 mod object_store;
 mod operate;
+mod pg_tls;
 mod queue;
 mod support;
 mod sweeper;
