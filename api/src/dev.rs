@@ -19,7 +19,6 @@ use claimcheck::{
     metrics::Metrics,
     tokens::{Scope, TokenStore},
 };
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 /// A PostgreSQL cluster dev started; stopped when dropped.
@@ -56,11 +55,9 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Option<DevPostgres>>
         };
     }
     let answers = match &config.database_url {
-        Some(url) => {
-            tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(url, NoTls))
-                .await
-                .is_ok_and(|r| r.is_ok())
-        }
+        Some(url) => tokio::time::timeout(Duration::from_secs(3), db::connect_one(url))
+            .await
+            .is_ok_and(|r| r.is_ok()),
         None => false,
     };
     let postgres = if answers {
@@ -176,7 +173,7 @@ async fn start_private_cluster(dir: &Path) -> anyhow::Result<(DevPostgres, Strin
         .arg(data_dir.join("server.log"))
         .arg("start"))?;
     let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let (client, connection) = tokio_postgres::connect(&admin, NoTls).await?;
+    let (client, connection) = db::connect_one(&admin).await?;
     tokio::spawn(connection);
     let exists = client
         .query_opt(

@@ -5,7 +5,6 @@ use claimcheck::{
     tokens::{Scope, TokenStore},
 };
 use deadpool_postgres::Pool;
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::required_env;
@@ -106,9 +105,10 @@ pub async fn token(pool: &Pool, owner: &str, scopes: &[Scope]) -> String {
         .token
 }
 
-/// Opens a connection and drives it on a background task.
+/// Opens a connection (with the TLS `url` asks for, as the service would)
+/// and drives it on a background task.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let (client, connection) = db::connect_one(url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
     tokio::spawn(async move {

@@ -10,26 +10,28 @@ pub mod deletes;
 pub mod objects;
 pub mod parts;
 pub mod settings;
+pub mod tls;
 pub mod uploads;
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{error::SqlState, NoTls};
+use tokio_postgres::error::SqlState;
 
 pub use claims::ClaimStore;
 pub use deletes::DeleteQueue;
 pub use objects::{ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
+pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};
 
 /// A database call that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// No connection could be had from the pool (PostgreSQL down or saturated).
-    #[error("database unavailable: {0}")]
+    #[error("database unavailable: {}", with_causes(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// A statement failed.
-    #[error("database error: {0}")]
+    #[error("database error: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// The database returned something this version does not understand.
     #[error("unexpected data in the database: {0}")]
@@ -37,6 +39,10 @@ pub enum DbError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
+    /// The connection string cannot be used (syntax, `sslmode`,
+    /// `sslrootcert`): no retry will help.
+    #[error("database connection settings: {0}")]
+    Config(#[from] TlsConfigError),
 }
 
 impl DbError {
@@ -53,7 +59,7 @@ impl DbError {
                         code.code().starts_with("08") || code.code().starts_with("57P")
                     })
             }
-            DbError::Corrupt(_) | DbError::Migration(_) => false,
+            DbError::Corrupt(_) | DbError::Migration(_) | DbError::Config(_) => false,
         }
     }
 
@@ -66,16 +72,42 @@ impl DbError {
     }
 }
 
-/// Opens a pool of at most `max_size` connections to `url`.
+/// `e` followed by its causes (`outer: inner: innermost`).
+///
+/// tokio-postgres and deadpool keep why a connection failed (refused, a
+/// certificate that does not verify) in the source chain, out of their own
+/// message, which alone says only "error performing TLS handshake". The chain
+/// stops at PostgreSQL's own error for a statement: its DETAIL can quote row
+/// values, which stay out of logs and answers as before.
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        if cause.is::<tokio_postgres::error::DbError>() {
+            break;
+        }
+        let text = cause.to_string();
+        // deadpool repeats its cause's message in its own.
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        next = cause.source();
+    }
+    message
+}
+
+/// Opens a pool of at most `max_size` connections to `url`, with the TLS its
+/// `sslmode` and `sslrootcert` ask for ([`tls`]).
 ///
 /// Waiting for a connection, opening one and recycling one each time out
 /// (deadpool waits forever by default), so a PostgreSQL outage turns into a
 /// quick 503 instead of requests that hang.
 pub fn connect(url: &str, max_size: usize) -> Result<Pool, DbError> {
-    let pg = tokio_postgres::Config::from_str(url)?;
+    let target = PgTarget::parse(url)?;
     let manager = Manager::from_config(
-        pg,
-        NoTls,
+        target.config,
+        target.tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -89,6 +121,13 @@ pub fn connect(url: &str, max_size: usize) -> Result<Pool, DbError> {
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Corrupt(format!("cannot build the pool: {e}")))
+}
+
+/// Opens one connection to `url` outside the pool (migrations, the LISTEN
+/// connection, `dev`), with the same TLS as [`connect`]. The caller drives
+/// the returned [`PgConnection`] (spawn it, or poll it for notifications).
+pub async fn connect_one(url: &str) -> Result<(tokio_postgres::Client, PgConnection), DbError> {
+    Ok(PgTarget::parse(url)?.connect().await?)
 }
 
 mod embedded {
@@ -112,7 +151,7 @@ pub struct MigrationReport {
 /// so the run happens under a session-level advisory lock on its own
 /// connection; a pod that waited finds nothing left to apply.
 pub async fn migrate(url: &str) -> Result<MigrationReport, DbError> {
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (mut client, connection) = connect_one(url).await?;
     let driver = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "migration connection failed");

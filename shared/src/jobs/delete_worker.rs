@@ -16,12 +16,12 @@ use std::{
 };
 
 use futures::{stream, StreamExt};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::{backoff, liveness::Loop, JobContext, JobError};
 use crate::{
-    db::{deletes::Lease, DbError},
+    db::{self, deletes::Lease, DbError},
     domain::PendingDelete,
 };
 
@@ -356,7 +356,8 @@ async fn listen(
     cancel: CancellationToken,
 ) {
     while !cancel.is_cancelled() {
-        match tokio_postgres::connect(&url, NoTls).await {
+        // The pool's TLS settings (sslmode, sslrootcert) apply here too.
+        match db::connect_one(&url).await {
             Ok((client, mut connection)) => {
                 let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx)).fuse();
                 let sql = format!("LISTEN {CHANNEL}");

@@ -12,6 +12,7 @@ mod hardening;
 mod migrations;
 mod object_store;
 mod operate;
+mod pg_tls;
 mod queue;
 mod support;
 mod sweeper;
