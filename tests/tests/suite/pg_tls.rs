@@ -67,7 +67,10 @@ async fn every_sslmode_against_a_server_with_ssl_on() {
     );
     let report = db::migrate(&full).await.expect("migrate over verify-full");
     assert!(
-        report.applied.first().is_some_and(|m| m.starts_with("V1__")),
+        report
+            .applied
+            .first()
+            .is_some_and(|m| m.starts_with("V1__")),
         "every migration applied from the first: {:?}",
         report.applied
     );

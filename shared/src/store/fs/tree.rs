@@ -64,7 +64,10 @@ const SETTLED: Duration = Duration::from_secs(2);
 /// The sorted listings of the directories read last (see the module
 /// documentation). Shared by the clones of one store.
 #[derive(Debug, Default, Clone)]
-pub(super) struct DirCache(Arc<Mutex<Vec<(PathBuf, SystemTime, Arc<Vec<Child>>)>>>);
+pub(super) struct DirCache(Arc<Mutex<Vec<CachedDir>>>);
+
+/// A directory, its mtime when read, and its entries in key order.
+type CachedDir = (PathBuf, SystemTime, Arc<Vec<Child>>);
 
 impl DirCache {
     /// `dir`'s entries in key order; `None` when it is gone.

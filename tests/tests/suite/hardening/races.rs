@@ -151,7 +151,11 @@ async fn a_discard_after_a_dead_complete_queues_the_assembled_object(store: Stor
         .db
         .strings("SELECT object_key FROM claimcheck.pending_deletes")
         .await;
-    assert_eq!(queued, [key.clone()], "the discarded claim's key is queued");
+    assert_eq!(
+        queued,
+        std::slice::from_ref(&key),
+        "the discarded claim's key is queued"
+    );
     let store: Arc<dyn ObjectStore> = objects.into();
     let ctx = context(&app.db, store.clone(), fast_settings(&app.prefix));
     delete_worker::drain(&ctx).await.unwrap();
