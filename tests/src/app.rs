@@ -94,7 +94,15 @@ impl TestApp {
 
     /// A second API process on the same database and store: no sticky sessions.
     pub async fn another(&self) -> TestApp {
-        let process = ApiProcess::spawn(&self.db.url, &self.env).await;
+        self.another_with(&[]).await
+    }
+
+    /// [`another`](Self::another) with extra environment variables (a
+    /// slower route to the same S3 server, say).
+    pub async fn another_with(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let process = ApiProcess::spawn(&self.db.url, &env).await;
         TestApp {
             logs: process.logs.clone(),
             base: process.base.clone(),
@@ -105,7 +113,7 @@ impl TestApp {
             store: self.store,
             prefix: self.prefix.clone(),
             fs_root: self.fs_root.clone(),
-            env: self.env.clone(),
+            env,
             process,
         }
     }

@@ -24,13 +24,62 @@ async fn one_part_upload(app: &TestApp, seed: u64) -> (String, String) {
     (id, claim["key"].as_str().unwrap().to_owned())
 }
 
+/// A TCP proxy to `target` that holds each chunk from the client for
+/// `delay` before passing it on: a slower route to the same server.
+async fn slow_proxy(target: String, delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut client_rx, mut client_tx) = client.into_split();
+                let (mut server_rx, mut server_tx) = server.into_split();
+                let upstream = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+                        tokio::time::sleep(delay).await;
+                        if server_tx.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_tx.shutdown().await;
+                };
+                let downstream = async move {
+                    let _ = tokio::io::copy(&mut server_rx, &mut client_tx).await;
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 /// 8 rounds of 8 concurrent completes of one claim, the claim consumed as
 /// soon as the first 200 arrives (a double-clicked complete and an eager
 /// business), then the delete worker drained: every consumed object is
-/// still there, and no complete answered 5xx.
+/// still there, and no complete answered 5xx. Half the completes go through
+/// a second process whose S3 requests arrive 300 ms late (on S3, a second
+/// process slower to reach S3): their CompleteMultipartUpload lands after
+/// the claim was consumed, which is where the old code queued the delete.
 async fn racing_completes_never_delete_a_consumed_object(store: Store) {
     let app = Arc::new(TestApp::spawn(store).await);
-    let other = Arc::new(app.another().await);
+    let other = Arc::new(match store {
+        Store::S3 => {
+            let garage = claimcheck_tests::stores::S3Target::shared().endpoint;
+            let slow = slow_proxy(
+                garage.trim_start_matches("http://").to_owned(),
+                Duration::from_millis(300),
+            )
+            .await;
+            app.another_with(&[("CLAIMCHECK_S3_ENDPOINT", &slow)]).await
+        }
+        Store::Fs => app.another().await,
+    });
     let mut keys = Vec::new();
     for round in 0..8u64 {
         let (id, key) = one_part_upload(&app, round).await;
@@ -85,6 +134,16 @@ async fn racing_completes_never_delete_a_consumed_object(store: Store) {
         }
         keys.push(key);
     }
+    // No delete was queued for a consumed key (the worker's own check, item
+    // 2, would park such a row rather than delete: this is item 1 alone).
+    let queued = app
+        .db
+        .strings("SELECT object_key FROM claimcheck.pending_deletes")
+        .await;
+    assert!(
+        queued.iter().all(|k| !keys.contains(k)),
+        "deletes queued for consumed keys: {queued:?}"
+    );
     let store: Arc<dyn ObjectStore> = store_of(&app).await.into();
     let ctx = context(&app.db, store.clone(), fast_settings(&app.prefix));
     delete_worker::drain(&ctx).await.unwrap();
