@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod files;
 pub mod jobs;
+pub mod media_type;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;

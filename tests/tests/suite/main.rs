@@ -8,6 +8,7 @@ mod api_uploads;
 mod audit;
 mod claims;
 mod dev;
+mod hardening;
 mod migrations;
 mod object_store;
 mod operate;

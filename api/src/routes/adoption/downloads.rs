@@ -12,8 +12,10 @@
 //!   other pods, intermittently); `claimcheck-api dev` supplies a random key;
 //! - the URL names `CLAIMCHECK_API_PUBLIC_URL` when set, else the scheme and
 //!   host the request came in with (`Forwarded`/`X-Forwarded-*` honoured);
-//! - files are always served as attachments with `nosniff`: they come from
-//!   the API's own origin, where an inline upload could run as a page.
+//! - files are served with `nosniff`, their stored type, and the same
+//!   disposition as S3's presigned GETs ([`DownloadResponse`]): `inline`
+//!   only for types a browser cannot run, else `attachment` (they come from
+//!   the API's own origin, where a rendered upload could run as a page).
 
 use std::time::Duration;
 
@@ -28,8 +30,8 @@ use claimcheck::{
     db::ObjectRegistry,
     store::{
         fs::FsStore,
-        signed_url::{content_disposition, SignatureError, UrlSigner},
-        StoreError,
+        signed_url::{SignatureError, UrlSigner},
+        DownloadResponse, StoreError,
     },
     tokens::Scope,
 };
@@ -118,7 +120,8 @@ pub struct DownloadUrlRequest {
     pub key: String,
     /// Seconds the URL stays valid, 1 to 604800 (default `CLAIMCHECK_PRESIGN_TTL`).
     pub expires_in: Option<u64>,
-    /// The file name the browser saves (`Content-Disposition: attachment`).
+    /// The file name the browser saves, named in `Content-Disposition`
+    /// (`attachment`, or `inline` for images, PDF, audio, video and plain text).
     pub download_filename: Option<String>,
 }
 
@@ -167,17 +170,17 @@ pub(crate) async fn download_url(
             "download_filename is longer than {MAX_FILENAME_LEN} bytes"
         )));
     }
-    ObjectRegistry::new(state.pool.clone())
+    let object = ObjectRegistry::new(state.pool.clone())
         .get(&key)
         .await?
         .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
-    let filename = download_filename.as_deref();
+    let response = DownloadResponse::new(Some(&object.content_type), download_filename.as_deref());
     let (url, expires_at) = match &downloads.served {
-        Some(served) => served.sign(&req, &key, ttl, filename)?,
+        Some(served) => served.sign(&req, &key, ttl, &response)?,
         None => {
             let presigned = state
                 .store
-                .presign_get(&key, ttl, filename)
+                .presign_get(&key, ttl, &response)
                 .await
                 .map_err(store_error)?;
             (presigned.url, presigned.expires_at)
@@ -192,7 +195,7 @@ impl ServedFiles {
         req: &HttpRequest,
         key: &str,
         ttl: Duration,
-        filename: Option<&str>,
+        response: &DownloadResponse,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
         let secret = self.signing_key.clone().ok_or_else(|| {
             ApiError::Unavailable(
@@ -215,13 +218,13 @@ impl ServedFiles {
         // The URL carries whole seconds: report the expiry it really has.
         let expires_at = DateTime::from_timestamp((Utc::now() + ttl).timestamp(), 0)
             .ok_or_else(|| ApiError::Internal("download URL expiry out of range".into()))?;
-        Ok((signer.sign(key, expires_at, filename), expires_at))
+        Ok((signer.sign(key, expires_at, response), expires_at))
     }
 }
 
 /// Serves a file of the filesystem store to whoever holds a valid signed URL
 /// (no bearer token), with Range, If-Range and conditional requests.
-#[utoipa::path(get, path = "/v1/files/{key}", security(()), params(("key" = String, Path, description = "The object key, slashes included"), ("expires" = i64, Query), ("filename" = Option<String>, Query), ("sig" = String, Query)), responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 206, description = "The requested range"), (status = 403, body = Problem, description = "Signature invalid or expired"), (status = 404, body = Problem), (status = 416, description = "Range not satisfiable")))]
+#[utoipa::path(get, path = "/v1/files/{key}", security(()), params(("key" = String, Path, description = "The object key, slashes included"), ("expires" = i64, Query), ("type" = Option<String>, Query, description = "The object's content type, answered as Content-Type"), ("filename" = Option<String>, Query), ("sig" = String, Query)), responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 206, description = "The requested range"), (status = 403, body = Problem, description = "Signature invalid or expired"), (status = 404, body = Problem), (status = 416, description = "Range not satisfiable")))]
 #[route("/v1/files/{key:.*}", method = "GET", method = "HEAD")]
 pub(crate) async fn serve_file(
     state: web::Data<AppState>,
@@ -239,17 +242,20 @@ pub(crate) async fn serve_file(
         .as_ref()
         .ok_or(SignatureError::Invalid)
         .and_then(|v| v.verify_query(&key, req.query_string(), Utc::now()));
-    let filename = match verified {
-        Ok(filename) => filename,
+    let signed = match verified {
+        Ok(signed) => signed,
         Err(e) => return Ok(refused(e)),
     };
     let (file, _) = served.store.open(&key).await.map_err(store_error)?;
     let path = served.store.path_of(&key).map_err(store_error)?;
     let file = NamedFile::from_file(file.into_std().await, path)
         .map_err(|e| ApiError::Internal(format!("serving {key}: {e}")))?;
-    let name = filename.unwrap_or_else(|| key.rsplit('/').next().unwrap_or_default().to_owned());
     let mut response = file.disable_content_disposition().into_response(&req);
     let headers = response.headers_mut();
+    // The stored type, never actix-files' guess from the key's extension.
+    let content_type = HeaderValue::from_str(signed.content_type())
+        .map_err(|e| ApiError::Internal(format!("content type: {e}")))?;
+    headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -258,7 +264,7 @@ pub(crate) async fn serve_file(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=0"),
     );
-    let disposition = HeaderValue::from_str(&content_disposition(&name))
+    let disposition = HeaderValue::from_str(&signed.content_disposition(&key))
         .map_err(|e| ApiError::Internal(format!("content disposition: {e}")))?;
     headers.insert(header::CONTENT_DISPOSITION, disposition);
     Ok(response)
