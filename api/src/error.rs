@@ -3,7 +3,7 @@
 //! 5xx answers are logged at warn, 4xx at info.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
-use claimcheck::{db::DbError, uploads::UploadError};
+use claimcheck::{db::DbError, input::TextError, uploads::UploadError};
 use serde_json::{json, Map, Value};
 
 /// Every way a request can fail.
@@ -188,6 +188,12 @@ impl From<UploadError> for ApiError {
             UploadError::Unavailable(_) => ApiError::Unavailable(message),
             UploadError::Internal(m) => ApiError::Internal(m),
         }
+    }
+}
+
+impl From<TextError> for ApiError {
+    fn from(e: TextError) -> Self {
+        ApiError::InvalidRequest(e.to_string())
     }
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod files;
+pub mod input;
 pub mod jobs;
 pub mod media_type;
 pub mod metrics;

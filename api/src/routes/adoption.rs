@@ -15,6 +15,7 @@ use claimcheck::{
     db::{DbError, ObjectRegistry},
     domain::{DeleteReason, RegistryObject},
     files::{ConsumeError, Files},
+    input,
     store::validate_key,
     tokens::Scope,
 };
@@ -104,6 +105,10 @@ pub(crate) async fn consume(
             "at most {MAX_KEYS} keys per consume"
         )));
     }
+    input::OWNER.check(&owner)?;
+    for key in &keys {
+        input::KEY.check(key)?;
+    }
     let mut client = state.pool.get().await.map_err(DbError::from)?;
     let mut tx = client.transaction().await.map_err(DbError::from)?;
     let mut files = Files::new(&mut tx);
@@ -143,6 +148,7 @@ pub(crate) async fn show_object(
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::Consume)?;
+    input::KEY.check(&key)?;
     let object = ObjectRegistry::new(state.pool.clone())
         .get(&key)
         .await?

@@ -4,7 +4,7 @@ use actix_web::{post, put, web, HttpRequest, HttpResponse};
 use claimcheck::{tokens::Scope, uploads::InitMultipart};
 use serde_json::json;
 
-use super::uploads::{claim_response, parse_id};
+use super::uploads::{claim_response, idempotency_key, parse_id};
 #[allow(unused_imports)]
 use crate::openapi::{PresignedPart, Problem};
 use crate::{
@@ -33,7 +33,7 @@ pub(crate) async fn init(
     body: web::Json<InitMultipart>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = caller.require(Scope::Upload)?;
-    let idempotency_key = header(&req, "idempotency-key");
+    let idempotency_key = idempotency_key(&req)?;
     let (claim, existing) = state
         .uploads
         .init_multipart(owner, body.into_inner(), idempotency_key)

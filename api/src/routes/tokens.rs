@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use actix_web::{delete, get, post, web, HttpResponse};
-use claimcheck::{config::parse_duration, tokens::Scope};
+use claimcheck::{config::parse_duration, input, tokens::Scope};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -42,6 +42,10 @@ pub(crate) async fn mint(
     caller.require(Scope::Admin)?;
     if body.owner.trim().is_empty() {
         return Err(ApiError::InvalidRequest("owner must not be empty".into()));
+    }
+    input::OWNER.check(&body.owner)?;
+    if let Some(name) = &body.name {
+        input::TOKEN_NAME.check(name)?;
     }
     let scopes: BTreeSet<Scope> = body
         .scopes

@@ -3,6 +3,7 @@
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use claimcheck::{
     domain::{Claim, ClaimStatus},
+    input,
     tokens::Scope,
     uploads::{SingleUpload, UploadStatus},
 };
@@ -55,6 +56,8 @@ pub(crate) async fn create(
     };
     // Refuse before reading a byte when the headers already say no.
     let (len, _) = state.uploads.check_single(&upload)?;
+    // After those: the contract's order puts 411, 413 and 415 before 400.
+    idempotency_key(&req)?;
     let (body, feed) = pump(payload, len, state.body_idle_timeout, &state.metrics);
     let (claim, existing) = with_pump(feed, state.uploads.put_single(owner, upload, body)).await?;
     let status = if existing { 200 } else { 201 };
@@ -128,6 +131,16 @@ pub(crate) async fn discard(
     let owner = caller.require(Scope::Upload)?;
     state.uploads.discard(owner, parse_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The `Idempotency-Key` header, 400 when longer than
+/// [`input::IDEMPOTENCY_KEY`] allows (it is a unique index's column).
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let key = header(req, "idempotency-key");
+    if let Some(key) = key {
+        input::IDEMPOTENCY_KEY.check(key)?;
+    }
+    Ok(key)
 }
 
 /// An upload id from the path; anything that is not a uuid is unknown (404).

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::UploadError;
 use crate::{
     config::Config,
+    input,
     media_type::MediaType,
     store::{MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE},
 };
@@ -70,10 +71,14 @@ pub struct ContentTypes {
 
 impl ContentTypes {
     /// The normalised content type (lowercase essence, parameters dropped).
+    /// 400 for a NUL character or more than [`input::CONTENT_TYPE`]'s bytes;
     /// 415 for anything that is not an RFC 9110 media type ([`MediaType`]),
     /// a wildcard, a type no allowed pattern matches, or one a denied
     /// pattern matches.
     pub fn check(&self, content_type: &str) -> Result<String, UploadError> {
+        input::CONTENT_TYPE
+            .check(content_type)
+            .map_err(|e| UploadError::Invalid(e.to_string()))?;
         let media = MediaType::parse(content_type)
             .filter(|m| !m.is_wildcard())
             .ok_or_else(|| {
@@ -161,6 +166,15 @@ mod tests {
                     Err(UploadError::UnsupportedMediaType(_))
                 ),
                 "{refused:?}"
+            );
+        }
+        for invalid in [
+            "text/plain\0".to_owned(),
+            format!("text/{}", "x".repeat(300)),
+        ] {
+            assert!(
+                matches!(any.check(&invalid), Err(UploadError::Invalid(_))),
+                "{invalid:?}"
             );
         }
     }

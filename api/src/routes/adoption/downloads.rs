@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use claimcheck::{
     config::{Config, StoreConfig},
     db::ObjectRegistry,
+    input,
     store::{
         fs::FsStore,
         signed_url::{SignatureError, UrlSigner},
@@ -48,8 +49,6 @@ use crate::{auth::Caller, error::ApiError, startup::AppState};
 const MAX_EXPIRES_IN: u64 = 7 * 24 * 3600;
 /// HMAC keys shorter than this are refused at start-up.
 const MIN_SIGNING_KEY_LEN: usize = 32;
-/// Longest accepted `download_filename`, in bytes.
-const MAX_FILENAME_LEN: usize = 1024;
 
 /// How this API makes and serves download URLs.
 #[derive(Debug)]
@@ -162,13 +161,9 @@ pub(crate) async fn download_url(
             )))
         }
     };
-    if download_filename
-        .as_ref()
-        .is_some_and(|n| n.len() > MAX_FILENAME_LEN)
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "download_filename is longer than {MAX_FILENAME_LEN} bytes"
-        )));
+    input::KEY.check(&key)?;
+    if let Some(name) = &download_filename {
+        input::FILENAME.check(name)?;
     }
     let object = ObjectRegistry::new(state.pool.clone())
         .get(&key)

@@ -3,8 +3,32 @@
 //! (11), metric label cardinality (14) and internals kept out of answers (15).
 
 mod content_types;
+mod input_limits;
 
+use claimcheck_tests::app::TestApp;
+use reqwest::Method;
 use serde_json::Value;
+
+/// `METHOD path` with `token` (or none) and `body` sent as JSON text as it is
+/// (so that malformed JSON can be sent too).
+pub async fn send_as(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app.http.request(method, format!("{}{path}", app.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(b.to_owned());
+    }
+    req.send().await.unwrap()
+}
 
 /// The status and the body (JSON, or Null when it is not JSON).
 pub async fn status_and_body(res: reqwest::Response) -> (u16, Value) {
