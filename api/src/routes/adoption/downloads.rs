@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use actix_files::NamedFile;
+use actix_web::middleware::from_fn;
 use actix_web::{
     http::header::{self, HeaderValue},
     post, route, web, HttpRequest, HttpResponse,
@@ -34,7 +35,6 @@ use claimcheck::{
         signed_url::{SignatureError, UrlSigner},
         DownloadResponse, StoreError,
     },
-    tokens::Scope,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -43,7 +43,11 @@ use utoipa::ToSchema;
 
 #[allow(unused_imports)]
 use crate::openapi::Problem;
-use crate::{auth::Caller, error::ApiError, startup::AppState};
+use crate::{
+    auth::{self, Caller},
+    error::ApiError,
+    startup::AppState,
+};
 
 /// The longest lifetime a download URL may ask for: SigV4's limit, 7 days.
 const MAX_EXPIRES_IN: u64 = 7 * 24 * 3600;
@@ -136,14 +140,13 @@ pub struct DownloadUrl {
 /// A time-limited download URL for a live registry object: a presigned S3
 /// GET, or with the filesystem store an HMAC-signed URL the API serves.
 #[utoipa::path(post, path = "/v1/objects/url", request_body = DownloadUrlRequest, responses((status = 200, body = DownloadUrl), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem, description = "Store unreachable, or filesystem store without CLAIMCHECK_URL_SIGNING_KEY")))]
-#[post("/v1/objects/url")]
+#[post("/v1/objects/url", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn download_url(
-    caller: Caller,
+    _caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<DownloadUrlRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Consume)?;
     let DownloadUrlRequest {
         key,
         expires_in,

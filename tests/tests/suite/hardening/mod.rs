@@ -2,6 +2,7 @@
 //! content types (item 7), NUL and oversized strings (9), the check order
 //! (11), metric label cardinality (14) and internals kept out of answers (15).
 
+mod check_order;
 mod content_types;
 mod input_limits;
 
