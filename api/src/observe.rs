@@ -4,16 +4,20 @@
 //! incoming `traceparent`, and the HTTP metrics.
 //!
 //! Metrics and spans are labelled with the route *template*
-//! (`/v1/uploads/{id}`), never the raw path, so their cardinality stays
-//! bounded whatever clients send. Headers are never logged: tokens and
-//! presigned signatures stay out of log lines.
+//! (`/v1/uploads/{id}`, `unmatched` when no route matches), never the raw
+//! path, and with the method folded into the standard set ([`method_label`]),
+//! so their cardinality stays bounded whatever clients send. Headers are
+//! never logged: tokens and presigned signatures stay out of log lines.
 
 use std::time::Instant;
 
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{HeaderName, HeaderValue},
+    http::{
+        header::{HeaderName, HeaderValue},
+        Method,
+    },
     middleware::Next,
     web, Error,
 };
@@ -24,6 +28,23 @@ use crate::startup::AppState;
 
 /// `X-Request-Id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The `method` label: one of the standard methods (RFC 9110, and PATCH),
+/// else `other`, so that `curl -X RANDOM` creates no series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
 
 /// The middleware: wraps every request in its span and records its metrics.
 pub async fn observe(
@@ -41,7 +62,7 @@ pub async fn observe(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "http.request",
         otel.name = %format!("{method} {route}"),
@@ -70,7 +91,7 @@ pub async fn observe(
         let metrics = &state.metrics;
         metrics
             .http_requests_total
-            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+            .with_label_values(&[route.as_str(), method, &status.to_string()])
             .inc();
         metrics
             .http_request_duration_seconds

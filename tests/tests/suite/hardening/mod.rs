@@ -5,6 +5,7 @@
 mod check_order;
 mod content_types;
 mod input_limits;
+mod metric_labels;
 
 use claimcheck_tests::app::TestApp;
 use reqwest::Method;
