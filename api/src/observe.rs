@@ -8,6 +8,9 @@
 //! path, and with the method folded into the standard set ([`method_label`]),
 //! so their cardinality stays bounded whatever clients send. Headers are
 //! never logged: tokens and presigned signatures stay out of log lines.
+//!
+//! The request id is also in reach of whatever builds the answer
+//! ([`request_id`]), so that problem bodies can name it.
 
 use std::time::Instant;
 
@@ -28,6 +31,16 @@ use crate::startup::AppState;
 
 /// `X-Request-Id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    /// The id of the request being served, for as long as it is served.
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request this task is serving (`None` outside a request).
+pub fn request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
 
 /// The `method` label: one of the standard methods (RFC 9110, and PATCH),
 /// else `other`, so that `curl -X RANDOM` creates no series.
@@ -79,8 +92,11 @@ pub async fn observe(
             .map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
     let state = req.app_data::<web::Data<AppState>>().cloned();
-
-    let result = next.call(req).instrument(span.clone()).await;
+    // Handlers, extractors and the auth middleware render their errors while
+    // this runs, so problem bodies can name the request id.
+    let result = CURRENT_REQUEST_ID
+        .scope(request_id.clone(), next.call(req).instrument(span.clone()))
+        .await;
 
     let status = match &result {
         Ok(res) => res.status().as_u16(),

@@ -195,13 +195,10 @@ impl ServedFiles {
         ttl: Duration,
         response: &DownloadResponse,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
-        let secret = self.signing_key.clone().ok_or_else(|| {
-            ApiError::Unavailable(
-                "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
-                 (the same secret on every API pod)"
-                    .into(),
-            )
-        })?;
+        let secret = self.signing_key.clone().ok_or(ApiError::NotConfigured(
+            "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
+             (the same secret on every API pod)",
+        ))?;
         let base = match &self.public_url {
             Some(url) => url.clone(),
             None => {

@@ -5,6 +5,7 @@
 mod check_order;
 mod content_types;
 mod input_limits;
+mod internals;
 mod metric_labels;
 
 use claimcheck_tests::app::TestApp;
