@@ -1,10 +1,17 @@
 //! The API's one error type, and the one place that turns it into
-//! `application/problem+json` (RFC 9457) with the contract's stable `code`.
-//! 5xx answers are logged at warn, 4xx at info.
+//! `application/problem+json` (RFC 9457) with the contract's stable `code`
+//! and the request id (`request_id`). 5xx answers are logged at warn, 4xx at
+//! info.
+//!
+//! A 5xx never tells the client why: the database's or the store's error text
+//! names hosts, ports, SQL and versions, so the answer is a generic message
+//! with the request id, and the cause goes to the log under that id.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
-use claimcheck::{db::DbError, uploads::UploadError};
+use claimcheck::{db::DbError, input::TextError, uploads::UploadError};
 use serde_json::{json, Map, Value};
+
+use crate::observe;
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +59,14 @@ pub enum ApiError {
     /// 429 `too_many_pending_uploads`.
     #[error("{0}")]
     TooManyPending(String),
-    /// 503 `unavailable`, with Retry-After.
+    /// 503 `unavailable`, with Retry-After: PostgreSQL or the store cannot be
+    /// reached. The text is logged, never answered.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 `unavailable` because the deployment lacks a setting; the text
+    /// names the setting and is answered (it describes no internals).
+    #[error("{0}")]
+    NotConfigured(&'static str),
     /// 500 `internal`.
     #[error("internal error")]
     Internal(String),
@@ -75,7 +87,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::ChecksumMismatch(_) => "checksum_mismatch",
             ApiError::TooManyPending(_) => "too_many_pending_uploads",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::NotConfigured(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -111,13 +123,16 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ChecksumMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyPending(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotConfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        let request_id = observe::request_id();
         if status.is_server_error() {
             let detail = match self {
                 ApiError::Internal(m) => m.as_str(),
@@ -127,6 +142,13 @@ impl ResponseError for ApiError {
         } else {
             tracing::info!(code = self.code(), error = %self, "request refused");
         }
+        let detail = match self {
+            ApiError::Unavailable(_) => format!(
+                "a service this request needs is unavailable; retry later (request id {})",
+                request_id.as_deref().unwrap_or("unknown")
+            ),
+            _ => self.to_string(),
+        };
         let mut body = Map::new();
         body.insert(
             "type".into(),
@@ -138,7 +160,10 @@ impl ResponseError for ApiError {
         );
         body.insert("status".into(), json!(status.as_u16()));
         body.insert("code".into(), json!(self.code()));
-        body.insert("detail".into(), json!(self.to_string()));
+        body.insert("detail".into(), json!(detail));
+        if let Some(id) = request_id {
+            body.insert("request_id".into(), json!(id));
+        }
         match self {
             ApiError::NotFound {
                 missing: Some(keys),
@@ -188,6 +213,12 @@ impl From<UploadError> for ApiError {
             UploadError::Unavailable(_) => ApiError::Unavailable(message),
             UploadError::Internal(m) => ApiError::Internal(m),
         }
+    }
+}
+
+impl From<TextError> for ApiError {
+    fn from(e: TextError) -> Self {
+        ApiError::InvalidRequest(e.to_string())
     }
 }
 

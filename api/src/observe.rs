@@ -4,16 +4,23 @@
 //! incoming `traceparent`, and the HTTP metrics.
 //!
 //! Metrics and spans are labelled with the route *template*
-//! (`/v1/uploads/{id}`), never the raw path, so their cardinality stays
-//! bounded whatever clients send. Headers are never logged: tokens and
-//! presigned signatures stay out of log lines.
+//! (`/v1/uploads/{id}`, `unmatched` when no route matches), never the raw
+//! path, and with the method folded into the standard set ([`method_label`]),
+//! so their cardinality stays bounded whatever clients send. Headers are
+//! never logged: tokens and presigned signatures stay out of log lines.
+//!
+//! The request id is also in reach of whatever builds the answer
+//! ([`request_id`]), so that problem bodies can name it.
 
 use std::time::Instant;
 
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{HeaderName, HeaderValue},
+    http::{
+        header::{HeaderName, HeaderValue},
+        Method,
+    },
     middleware::Next,
     web, Error,
 };
@@ -24,6 +31,33 @@ use crate::startup::AppState;
 
 /// `X-Request-Id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    /// The id of the request being served, for as long as it is served.
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request this task is serving (`None` outside a request).
+pub fn request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The `method` label: one of the standard methods (RFC 9110, and PATCH),
+/// else `other`, so that `curl -X RANDOM` creates no series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
 
 /// The middleware: wraps every request in its span and records its metrics.
 pub async fn observe(
@@ -41,7 +75,7 @@ pub async fn observe(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span = tracing::info_span!(
         "http.request",
         otel.name = %format!("{method} {route}"),
@@ -58,8 +92,11 @@ pub async fn observe(
             .map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
     let state = req.app_data::<web::Data<AppState>>().cloned();
-
-    let result = next.call(req).instrument(span.clone()).await;
+    // Handlers, extractors and the auth middleware render their errors while
+    // this runs, so problem bodies can name the request id.
+    let result = CURRENT_REQUEST_ID
+        .scope(request_id.clone(), next.call(req).instrument(span.clone()))
+        .await;
 
     let status = match &result {
         Ok(res) => res.status().as_u16(),
@@ -70,7 +107,7 @@ pub async fn observe(
         let metrics = &state.metrics;
         metrics
             .http_requests_total
-            .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+            .with_label_values(&[route.as_str(), method, &status.to_string()])
             .inc();
         metrics
             .http_request_duration_seconds

@@ -38,6 +38,9 @@ pub struct Problem {
     pub missing_parts: Option<Vec<u32>>,
     /// 404 at consume: the keys not found.
     pub missing: Option<Vec<String>>,
+    /// The request's id (its `X-Request-Id`), under which the API logged
+    /// the cause of a 5xx.
+    pub request_id: Option<String>,
 }
 
 /// A claim with the parts received so far.

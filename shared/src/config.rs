@@ -120,8 +120,10 @@ fn check_key_prefix(prefix: &str) -> Result<String, String> {
     Ok(prefix.to_owned())
 }
 
-const DEFAULT_DENIED: &str =
-    "text/html, image/svg+xml, application/xhtml+xml, application/javascript, text/javascript";
+/// Types a browser runs when it renders them (stored XSS): HTML, SVG, XHTML,
+/// scripts, and XML (which can carry XHTML script).
+const DEFAULT_DENIED: &str = "text/html, image/svg+xml, application/xhtml+xml, \
+     application/javascript, text/javascript, text/xml, application/xml";
 
 impl Config {
     /// Reads the process environment.
@@ -345,9 +347,12 @@ mod tests {
         assert_eq!(c.part_size, 16 * 1024 * 1024);
         assert_eq!(c.delete_max_attempts, 12);
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert!(c
-            .denied_content_types
-            .contains(&"image/svg+xml".to_string()));
+        for denied in ["image/svg+xml", "text/html", "text/xml", "application/xml"] {
+            assert!(
+                c.denied_content_types.contains(&denied.to_string()),
+                "{denied}"
+            );
+        }
         assert!(matches!(c.store, StoreConfig::Fs { .. }));
         assert_eq!(c.log_format, LogFormat::Json);
     }

@@ -1,13 +1,18 @@
 //! `/v1/admin/queue` (admin) and the API's own `/metrics`.
 
+use actix_web::middleware::from_fn;
 use actix_web::{get, post, web, HttpResponse};
-use claimcheck::{db::DeleteQueue, metrics::CONTENT_TYPE, tokens::Scope};
+use claimcheck::{db::DeleteQueue, metrics::CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::json;
 
 #[allow(unused_imports)]
 use crate::openapi::Problem;
-use crate::{auth::Caller, error::ApiError, startup::AppState};
+use crate::{
+    auth::{self, Caller},
+    error::ApiError,
+    startup::AppState,
+};
 
 /// Registers the routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -16,12 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// `GET /v1/admin/queue`: rows by state, the oldest due row's age, dead rows.
 #[utoipa::path(get, path = "/v1/admin/queue", responses((status = 200, description = "Queue rows by state, oldest due age, the first 100 dead rows"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
-#[get("/v1/admin/queue")]
+#[get("/v1/admin/queue", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn queue(
-    caller: Caller,
+    _caller: Caller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Admin)?;
     let queue = DeleteQueue::new(state.pool.clone());
     let stats = queue.stats().await?;
     let dead: Vec<_> = queue
@@ -45,15 +49,23 @@ pub struct RetryDead {
 }
 
 /// `POST /v1/admin/queue/dead/retry`: put dead rows back in the queue.
-#[utoipa::path(post, path = "/v1/admin/queue/dead/retry", request_body(content = Option<RetryDead>), responses((status = 200, description = "How many rows went back: {\"retried\": n}"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
-#[post("/v1/admin/queue/dead/retry")]
+#[utoipa::path(post, path = "/v1/admin/queue/dead/retry", request_body(content = Option<RetryDead>), responses((status = 200, description = "How many rows went back: {\"retried\": n}"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[post("/v1/admin/queue/dead/retry", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn retry_dead(
-    caller: Caller,
+    _caller: Caller,
     state: web::Data<AppState>,
-    body: Option<web::Json<RetryDead>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Admin)?;
-    let ids = body.and_then(|b| b.into_inner().ids);
+    // No body means every dead row; a malformed one is a 400, never taken
+    // for "every dead row" (which `Option<web::Json>` would do).
+    let ids = match body.is_empty() {
+        true => None,
+        false => {
+            serde_json::from_slice::<RetryDead>(&body)
+                .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?
+                .ids
+        }
+    };
     let retried = DeleteQueue::new(state.pool.clone())
         .retry_dead(ids.as_deref())
         .await?;

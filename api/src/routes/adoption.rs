@@ -10,13 +10,14 @@ pub mod downloads;
 
 use std::time::Duration;
 
+use actix_web::middleware::from_fn;
 use actix_web::{get, post, web, HttpResponse};
 use claimcheck::{
     db::{DbError, ObjectRegistry, ScheduleError},
     domain::{DeleteReason, RegistryObject},
     files::{ConsumeError, Files},
+    input,
     store::validate_key,
-    tokens::Scope,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -24,7 +25,11 @@ use utoipa::ToSchema;
 
 #[allow(unused_imports)]
 use crate::openapi::Problem;
-use crate::{auth::Caller, error::ApiError, startup::AppState};
+use crate::{
+    auth::{self, Caller},
+    error::ApiError,
+    startup::AppState,
+};
 
 /// How long after a consume the same consume is answered again with its
 /// objects (the contract's retry window).
@@ -88,13 +93,12 @@ pub struct DeletesAccepted {
 /// key in the registry for that owner, consumed within 24 h) answers 200
 /// again with the same objects.
 #[utoipa::path(post, path = "/v1/claims/consume", request_body = ConsumeRequest, responses((status = 200, body = ConsumedObjects), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem, description = "Some key is unknown, pending or another owner's (`missing` lists them); nothing was consumed"), (status = 503, body = Problem)))]
-#[post("/v1/claims/consume")]
+#[post("/v1/claims/consume", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn consume(
-    caller: Caller,
+    _caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<ConsumeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Consume)?;
     let ConsumeRequest { owner, keys } = body.into_inner();
     if owner.is_empty() {
         return Err(ApiError::InvalidRequest("owner must not be empty".into()));
@@ -103,6 +107,10 @@ pub(crate) async fn consume(
         return Err(ApiError::InvalidRequest(format!(
             "at most {MAX_KEYS} keys per consume"
         )));
+    }
+    input::OWNER.check(&owner)?;
+    for key in &keys {
+        input::KEY.check(key)?;
     }
     let mut client = state.pool.get().await.map_err(DbError::from)?;
     let mut tx = client.transaction().await.map_err(DbError::from)?;
@@ -137,13 +145,13 @@ pub(crate) async fn consume(
 /// The registry row of a live object. The key goes in the path as it is,
 /// slashes included.
 #[utoipa::path(get, path = "/v1/objects/{key}", params(("key" = String, Path, description = "The object key, slashes included, not encoded")), responses((status = 200, body = RegistryObject), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
-#[get("/v1/objects/{key:.*}")]
+#[get("/v1/objects/{key:.*}", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn show_object(
-    caller: Caller,
+    _caller: Caller,
     state: web::Data<AppState>,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Consume)?;
+    input::KEY.check(&key)?;
     let object = ObjectRegistry::new(state.pool.clone())
         .get(&key)
         .await?
@@ -154,13 +162,12 @@ pub(crate) async fn show_object(
 /// Removes the registry rows of the keys (where there are any) and queues
 /// every key's delete, in one transaction. Reasons: `replaced`, `deleted`.
 #[utoipa::path(post, path = "/v1/deletes", request_body = DeleteRequest, responses((status = 202, body = DeletesAccepted), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
-#[post("/v1/deletes")]
+#[post("/v1/deletes", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn schedule_deletes(
-    caller: Caller,
+    _caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<DeleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Consume)?;
     let items = body.into_inner().items;
     if items.len() > MAX_KEYS {
         return Err(ApiError::InvalidRequest(format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use claimcheck::{db, store::StoreError};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::{observe, startup::AppState};
 
 /// Registers `/healthz` and `/readyz`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,15 +23,23 @@ pub(crate) async fn healthz() -> HttpResponse {
 /// Readiness: PostgreSQL answers (503 otherwise, so the pod leaves the load
 /// balancer until it does). The object store's state is reported in the
 /// body but does not fail readiness: an S3 outage must not take every pod
-/// out at once, and uploads answer 503 by themselves meanwhile.
+/// out at once, and uploads answer 503 by themselves meanwhile. The route
+/// needs no token, so the body says only `ok` or `unavailable` (and the
+/// request id); the errors go to the log.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "PostgreSQL answers; the store's state is in the body"), (status = 503, description = "PostgreSQL does not answer")))]
 #[get("/readyz")]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let probe = format!("{}readyz-probe", state.key_prefix);
     let store = match tokio::time::timeout(Duration::from_secs(2), state.store.head(&probe)).await {
-        Ok(Ok(_) | Err(StoreError::NotFound)) => "ok".to_string(),
-        Ok(Err(e)) => format!("unavailable: {e}"),
-        Err(_) => "unavailable: no answer within 2s".to_string(),
+        Ok(Ok(_) | Err(StoreError::NotFound)) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: object store unavailable");
+            "unavailable"
+        }
+        Err(_) => {
+            tracing::warn!("readiness: object store gave no answer within 2s");
+            "unavailable"
+        }
     };
     match db::ping(&state.pool).await {
         Ok(()) => {
@@ -41,7 +49,12 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             tracing::warn!(error = %e, "readiness: database unavailable");
             HttpResponse::ServiceUnavailable()
                 .insert_header(("Retry-After", "5"))
-                .json(json!({"status": "unavailable", "database": e.to_string(), "store": store}))
+                .json(json!({
+                    "status": "unavailable",
+                    "database": "unavailable",
+                    "store": store,
+                    "request_id": observe::request_id(),
+                }))
         }
     }
 }

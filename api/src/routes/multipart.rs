@@ -1,14 +1,15 @@
 //! Chunked uploads: init, parts, presigned parts, complete.
 
+use actix_web::middleware::from_fn;
 use actix_web::{post, put, web, HttpRequest, HttpResponse};
-use claimcheck::{tokens::Scope, uploads::InitMultipart};
+use claimcheck::uploads::InitMultipart;
 use serde_json::json;
 
-use super::uploads::{claim_response, parse_id};
+use super::uploads::{claim_response, idempotency_key, parse_id};
 #[allow(unused_imports)]
 use crate::openapi::{PresignedPart, Problem};
 use crate::{
-    auth::Caller,
+    auth::{self, Caller},
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
@@ -25,15 +26,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// `POST /v1/uploads/multipart`: start a chunked upload.
 #[utoipa::path(post, path = "/v1/uploads/multipart", params(("Idempotency-Key" = Option<String>, Header)), request_body = InitMultipart, responses((status = 201, body = Claim), (status = 200, body = Claim, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
-#[post("/v1/uploads/multipart")]
+#[post("/v1/uploads/multipart", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn init(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<InitMultipart>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
-    let idempotency_key = header(&req, "idempotency-key");
+    let owner = caller.owner();
+    let idempotency_key = idempotency_key(&req)?;
     let (claim, existing) = state
         .uploads
         .init_multipart(owner, body.into_inner(), idempotency_key)
@@ -47,7 +48,7 @@ pub(crate) async fn init(
 
 /// `PUT /v1/uploads/{id}/parts/{n}`: the raw part, streamed.
 #[utoipa::path(put, path = "/v1/uploads/{id}/parts/{n}", params(("id" = String, Path), ("n" = u32, Path), ("X-Content-SHA256" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = PartReceipt), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 411, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
-#[put("/v1/uploads/{id}/parts/{n}")]
+#[put("/v1/uploads/{id}/parts/{n}", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn put_part(
     caller: Caller,
     state: web::Data<AppState>,
@@ -55,7 +56,7 @@ pub(crate) async fn put_part(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
+    let owner = caller.owner();
     let id = parse_id(&path.0)?;
     let n = part_number(&path.1);
     let len = content_length(&req);
@@ -76,13 +77,13 @@ pub(crate) async fn put_part(
 
 /// `POST /v1/uploads/{id}/parts/{n}/presign`: a URL to PUT part n straight to S3.
 #[utoipa::path(post, path = "/v1/uploads/{id}/parts/{n}/presign", params(("id" = String, Path), ("n" = u32, Path)), responses((status = 200, body = PresignedPart), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
-#[post("/v1/uploads/{id}/parts/{n}/presign")]
+#[post("/v1/uploads/{id}/parts/{n}/presign", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn presign(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
+    let owner = caller.owner();
     let id = parse_id(&path.0)?;
     let n = part_number(&path.1);
     let presigned = state.uploads.presign_part(owner, id, n).await?;
@@ -101,13 +102,13 @@ pub(crate) async fn presign(
 
 /// `POST /v1/uploads/{id}/complete`: assemble the parts.
 #[utoipa::path(post, path = "/v1/uploads/{id}/complete", params(("id" = String, Path)), responses((status = 200, body = Claim), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
-#[post("/v1/uploads/{id}/complete")]
+#[post("/v1/uploads/{id}/complete", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn complete(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
+    let owner = caller.owner();
     let claim = state.uploads.complete(owner, parse_id(&id)?).await?;
     Ok(claim_response(&state, &claim, 200))
 }

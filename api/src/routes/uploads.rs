@@ -1,9 +1,10 @@
 //! `/v1/uploads`: single-shot uploads, listing, status and discard.
 
+use actix_web::middleware::from_fn;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use claimcheck::{
     domain::{Claim, ClaimStatus},
-    tokens::Scope,
+    input,
     uploads::{SingleUpload, UploadStatus},
 };
 use serde::Deserialize;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 #[allow(unused_imports)]
 use crate::openapi::{ClaimPage, ClaimWithParts, Problem};
 use crate::{
-    auth::Caller,
+    auth::{self, Caller},
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
@@ -36,7 +37,7 @@ struct CreateQuery {
 
 /// `POST /v1/uploads?filename=F&public=false`: the body is the file.
 #[utoipa::path(post, path = "/v1/uploads", params(("filename" = String, Query), ("public" = Option<bool>, Query), ("X-Content-SHA256" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed; Content-Length required"), responses((status = 201, body = Claim), (status = 200, body = Claim, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 411, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
-#[post("/v1/uploads")]
+#[post("/v1/uploads", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn create(
     caller: Caller,
     state: web::Data<AppState>,
@@ -44,7 +45,7 @@ pub(crate) async fn create(
     query: web::Query<CreateQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
+    let owner = caller.owner();
     let upload = SingleUpload {
         filename: query.filename.clone().unwrap_or_default(),
         content_type: header(&req, "content-type").unwrap_or_default().to_owned(),
@@ -55,6 +56,8 @@ pub(crate) async fn create(
     };
     // Refuse before reading a byte when the headers already say no.
     let (len, _) = state.uploads.check_single(&upload)?;
+    // After those: the contract's order puts 411, 413 and 415 before 400.
+    idempotency_key(&req)?;
     let (body, feed) = pump(payload, len, state.body_idle_timeout, &state.metrics);
     let (claim, existing) = with_pump(feed, state.uploads.put_single(owner, upload, body)).await?;
     let status = if existing { 200 } else { 201 };
@@ -71,13 +74,13 @@ struct ListQuery {
 /// `GET /v1/uploads?status=pending&limit=&cursor=`: the caller's uploads,
 /// newest first.
 #[utoipa::path(get, path = "/v1/uploads", params(("status" = Option<String>, Query, description = "pending or uploaded"), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, body = ClaimPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
-#[get("/v1/uploads")]
+#[get("/v1/uploads", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn list(
     caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
+    let owner = caller.owner();
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(ClaimStatus::parse(s).ok_or_else(|| {
@@ -103,13 +106,13 @@ pub(crate) async fn list(
 
 /// `GET /v1/uploads/{id}`: the claim and its parts so far.
 #[utoipa::path(get, path = "/v1/uploads/{id}", params(("id" = String, Path)), responses((status = 200, body = ClaimWithParts), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
-#[get("/v1/uploads/{id}")]
+#[get("/v1/uploads/{id}", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn show(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
+    let owner = caller.owner();
     let UploadStatus { claim, parts } = state.uploads.status(owner, parse_id(&id)?).await?;
     let mut body = claim_json(&state, &claim);
     body["parts"] = json!(parts);
@@ -119,15 +122,25 @@ pub(crate) async fn show(
 /// `DELETE /v1/uploads/{id}`: abort a pending upload or discard an
 /// unconsumed one.
 #[utoipa::path(delete, path = "/v1/uploads/{id}", params(("id" = String, Path)), responses((status = 204, description = "Aborted or discarded"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
-#[delete("/v1/uploads/{id}")]
+#[delete("/v1/uploads/{id}", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn discard(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = caller.require(Scope::Upload)?;
+    let owner = caller.owner();
     state.uploads.discard(owner, parse_id(&id)?).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The `Idempotency-Key` header, 400 when longer than
+/// [`input::IDEMPOTENCY_KEY`] allows (it is a unique index's column).
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let key = header(req, "idempotency-key");
+    if let Some(key) = key {
+        input::IDEMPOTENCY_KEY.check(key)?;
+    }
+    Ok(key)
 }
 
 /// An upload id from the path; anything that is not a uuid is unknown (404).

@@ -38,9 +38,9 @@ pub use super::signed_url::{SignatureError, UrlSigner};
 
 use self::files::{blocking, io_error, not_found_as, publish, TempFile};
 use super::{
-    into_store_error, validate_key, validate_prefix, ByteStream, CompletedPart, ExactLength,
-    ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest, StoreError,
-    StoredPart,
+    into_store_error, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
+    ExactLength, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
+    StoreError, StoredPart,
 };
 
 /// Bytes gathered before each write to disk.
@@ -303,7 +303,7 @@ impl ObjectStore for FsStore {
         &self,
         key: &str,
         expires_in: Duration,
-        download_filename: Option<&str>,
+        response: &DownloadResponse,
     ) -> Result<PresignedRequest, StoreError> {
         validate_key(key)?;
         let signer = self.signer.as_ref().ok_or(StoreError::Unsupported {
@@ -316,7 +316,7 @@ impl ObjectStore for FsStore {
         let expires_at = DateTime::from_timestamp((Utc::now() + expires_in).timestamp(), 0)
             .ok_or_else(|| StoreError::Other("download URL lifetime out of range".into()))?;
         Ok(PresignedRequest {
-            url: signer.sign(key, expires_at, download_filename),
+            url: signer.sign(key, expires_at, response),
             method: "GET",
             headers: Vec::new(),
             expires_at,

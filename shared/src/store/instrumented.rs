@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::{
-    ByteStream, CompletedPart, ListedObject, MultipartSession, ObjectMeta, ObjectStore,
-    PresignedRequest, StoreError, StoredPart,
+    ByteStream, CompletedPart, DownloadResponse, ListedObject, MultipartSession, ObjectMeta,
+    ObjectStore, PresignedRequest, StoreError, StoredPart,
 };
 use crate::metrics::Metrics;
 
@@ -150,9 +150,9 @@ impl ObjectStore for Instrumented {
         &self,
         key: &str,
         expires_in: Duration,
-        download_filename: Option<&str>,
+        response: &DownloadResponse,
     ) -> Result<PresignedRequest, StoreError> {
-        let call = self.inner.presign_get(key, expires_in, download_filename);
+        let call = self.inner.presign_get(key, expires_in, response);
         self.call("presign_get", key, call).await
     }
 

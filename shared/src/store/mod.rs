@@ -13,6 +13,7 @@
 //! nothing behind when they do.
 
 pub mod body;
+pub mod download;
 pub mod fs;
 pub mod instrumented;
 pub mod key;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 
 pub use body::{into_store_error, ExactLength, Sha256Handle, Sha256Tap};
+pub use download::DownloadResponse;
 pub use key::{validate_key, validate_prefix};
 
 /// An object's or a part's bytes, as they arrive.
@@ -239,12 +241,13 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         expires_in: Duration,
     ) -> Result<PresignedRequest, StoreError>;
 
-    /// A time-limited download URL, optionally naming the file the browser saves.
+    /// A time-limited download URL whose answer carries `response`'s
+    /// `Content-Type` and `Content-Disposition`.
     async fn presign_get(
         &self,
         key: &str,
         expires_in: Duration,
-        download_filename: Option<&str>,
+        response: &DownloadResponse,
     ) -> Result<PresignedRequest, StoreError>;
 
     /// One page of the objects under `prefix`, in key order, starting after the

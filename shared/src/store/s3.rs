@@ -32,9 +32,9 @@ use self::{
     parts::check_complete,
 };
 use super::{
-    fs::check_part, signed_url::content_disposition, validate_key, validate_prefix, ByteStream,
-    CompletedPart, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
-    StoreError, StoredPart,
+    fs::check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
+    ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest, StoreError,
+    StoredPart,
 };
 
 /// Most keys one `DeleteObjects` request may carry.
@@ -299,7 +299,7 @@ impl ObjectStore for S3Store {
         &self,
         key: &str,
         expires_in: Duration,
-        download_filename: Option<&str>,
+        response: &DownloadResponse,
     ) -> Result<PresignedRequest, StoreError> {
         validate_key(key)?;
         let (config, expires_at) = Self::presigning_config(expires_in)?;
@@ -308,7 +308,8 @@ impl ObjectStore for S3Store {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .set_response_content_disposition(download_filename.map(content_disposition))
+            .response_content_type(response.content_type())
+            .response_content_disposition(response.content_disposition(key))
             .presigned(config)
             .await
             .map_err(|e| map_sdk_error("GetObject (presign)", e))?;

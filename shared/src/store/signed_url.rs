@@ -1,17 +1,18 @@
-//! Signed download URLs for the filesystem store, and the `Content-Disposition`
-//! header both stores use for downloads.
+//! Signed download URLs for the filesystem store.
 //!
 //! S3 signs its own URLs; the filesystem store has no server of its own, so the
 //! API serves its files at `GET /v1/files/{key}` and [`UrlSigner`] is what
-//! makes such a URL unforgeable: an HMAC-SHA256 over the key, the expiry and
-//! the download filename, checked by [`UrlSigner::verify`] when the request comes
-//! back.
+//! makes such a URL unforgeable: an HMAC-SHA256 over the key, the expiry, the
+//! content type and the download filename ([`DownloadResponse`]), checked by
+//! [`UrlSigner::verify`] when the request comes back.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use url::Url;
+
+pub use super::download::{content_disposition, DownloadResponse};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -38,7 +39,7 @@ pub enum UrlSignerError {
     EmptyKey,
 }
 
-/// Signs and checks `{base_url}/v1/files/{key}?expires=..&filename=..&sig=..`.
+/// Signs and checks `{base_url}/v1/files/{key}?expires=..&type=..&filename=..&sig=..`.
 #[derive(Clone)]
 pub struct UrlSigner {
     base_url: Url,
@@ -70,19 +71,15 @@ impl UrlSigner {
     }
 
     /// The URL that downloads `key` until `expires_at` (whole seconds),
-    /// optionally naming the file the browser saves.
+    /// answered with `response`'s headers.
     pub fn sign(
         &self,
         key: &str,
         expires_at: DateTime<Utc>,
-        download_filename: Option<&str>,
+        response: &DownloadResponse,
     ) -> String {
         let expires = expires_at.timestamp();
-        let sig = URL_SAFE_NO_PAD.encode(
-            self.mac(key, expires, download_filename)
-                .finalize()
-                .into_bytes(),
-        );
+        let sig = URL_SAFE_NO_PAD.encode(self.mac(key, expires, response).finalize().into_bytes());
         let mut url = self.base_url.clone();
         url.path_segments_mut()
             .expect("checked in new: the base URL can carry a path")
@@ -92,7 +89,10 @@ impl UrlSigner {
         {
             let mut query = url.query_pairs_mut();
             query.clear().append_pair("expires", &expires.to_string());
-            if let Some(name) = download_filename {
+            if let Some(content_type) = &response.content_type {
+                query.append_pair("type", content_type);
+            }
+            if let Some(name) = &response.filename {
                 query.append_pair("filename", name);
             }
             query.append_pair("sig", &sig);
@@ -101,23 +101,24 @@ impl UrlSigner {
     }
 
     /// Checks the query parameters of a request for `key` (already
-    /// percent-decoded) at time `now`. Returns the download filename the URL
-    /// was signed with, if any.
+    /// percent-decoded) at time `now`. Returns the response headers the URL
+    /// was signed with.
     pub fn verify<I, K, V>(
         &self,
         key: &str,
         params: I,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, SignatureError>
+    ) -> Result<DownloadResponse, SignatureError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let (mut expires, mut filename, mut sig) = (None, None, None);
+        let (mut expires, mut content_type, mut filename, mut sig) = (None, None, None, None);
         for (name, value) in params {
             let slot = match name.as_ref() {
                 "expires" => &mut expires,
+                "type" => &mut content_type,
                 "filename" => &mut filename,
                 "sig" => &mut sig,
                 _ => continue,
@@ -133,13 +134,17 @@ impl UrlSigner {
         let sig = sig
             .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
             .ok_or(SignatureError::Invalid)?;
-        self.mac(key, expires, filename.as_deref())
+        let response = DownloadResponse {
+            content_type,
+            filename,
+        };
+        self.mac(key, expires, &response)
             .verify_slice(&sig) // constant time
             .map_err(|_| SignatureError::Invalid)?;
         if now.timestamp() >= expires {
             return Err(SignatureError::Expired);
         }
-        Ok(filename)
+        Ok(response)
     }
 
     /// [`verify`](Self::verify) over a raw query string (`a=1&b=2`).
@@ -148,19 +153,26 @@ impl UrlSigner {
         key: &str,
         query: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<String>, SignatureError> {
+    ) -> Result<DownloadResponse, SignatureError> {
         self.verify(key, url::form_urlencoded::parse(query.as_bytes()), now)
     }
 
-    fn mac(&self, key: &str, expires: i64, filename: Option<&str>) -> HmacSha256 {
+    fn mac(&self, key: &str, expires: i64, response: &DownloadResponse) -> HmacSha256 {
         // Keys never hold control characters (validate_key), so '\n' separates
-        // fields unambiguously; the filename comes last with a presence marker
-        // so that "no filename" and "empty filename" sign differently.
+        // fields unambiguously; the type is length-prefixed, and the filename
+        // comes last with a presence marker so that "no filename" and "empty
+        // filename" sign differently. URLs without a type sign as v1, as
+        // before types were signed, so those still verify (served as
+        // `application/octet-stream` attachments).
+        let (version, typed) = match &response.content_type {
+            Some(t) => ("v2", format!("{}:{t}", t.len())),
+            None => ("v1", String::new()),
+        };
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(b"claimcheck-get-v1\n");
+        mac.update(format!("claimcheck-get-{version}\n").as_bytes());
         mac.update(key.as_bytes());
-        mac.update(format!("\n{expires}\n").as_bytes());
-        match filename {
+        mac.update(format!("\n{expires}\n{typed}").as_bytes());
+        match &response.filename {
             Some(name) => {
                 mac.update(b"1");
                 mac.update(name.as_bytes());
@@ -169,41 +181,6 @@ impl UrlSigner {
         }
         mac
     }
-}
-
-/// `Content-Disposition: attachment` naming `filename` (RFC 6266), with an
-/// ASCII fallback in `filename=` and the exact UTF-8 name in `filename*=`
-/// (RFC 5987). Control characters are dropped and characters that could end
-/// the quoted string or name a path are replaced, so a hostile name cannot
-/// inject header parameters.
-pub fn content_disposition(filename: &str) -> String {
-    let cleaned: String = filename
-        .chars()
-        .filter(|c| !c.is_control())
-        .map(|c| if matches!(c, '/' | '\\') { '_' } else { c })
-        .collect();
-    let cleaned = match cleaned.trim() {
-        "" => "download".to_owned(),
-        trimmed => trimmed.to_owned(),
-    };
-    let fallback: String = cleaned
-        .chars()
-        .map(|c| match c {
-            '"' | '%' => '_',
-            c if c.is_ascii() => c,
-            _ => '_',
-        })
-        .collect();
-    let mut encoded = String::with_capacity(cleaned.len() * 3);
-    for byte in cleaned.bytes() {
-        // RFC 5987 attr-char: everything else is percent-encoded.
-        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 #[cfg(test)]
@@ -230,35 +207,35 @@ mod tests {
     #[test]
     fn a_signed_url_verifies_and_returns_its_filename() {
         let now = Utc::now();
-        let url = signer().sign(
-            "priv/2026/x.pdf",
-            now + Duration::minutes(5),
-            Some("Rapport été \"v2\".pdf"),
-        );
+        let response =
+            DownloadResponse::new(Some("application/pdf"), Some("Rapport été \"v2\".pdf"));
+        let url = signer().sign("priv/2026/x.pdf", now + Duration::minutes(5), &response);
         let parsed = Url::parse(&url).unwrap();
         assert_eq!(parsed.path(), "/base/v1/files/priv/2026/x.pdf");
-        let name = signer()
+        let verified = signer()
             .verify("priv/2026/x.pdf", query(&url), now)
             .unwrap();
-        assert_eq!(name.as_deref(), Some("Rapport été \"v2\".pdf"));
+        assert_eq!(verified, response);
         let raw = parsed.query().unwrap();
         assert_eq!(
             signer().verify_query("priv/2026/x.pdf", raw, now).unwrap(),
-            name
+            response
         );
     }
 
     #[test]
-    fn without_a_filename_none_comes_back() {
+    fn without_a_type_or_filename_none_comes_back() {
         let now = Utc::now();
-        let url = signer().sign("a/b", now + Duration::seconds(60), None);
-        assert_eq!(signer().verify("a/b", query(&url), now), Ok(None));
+        let none = DownloadResponse::default();
+        let url = signer().sign("a/b", now + Duration::seconds(60), &none);
+        assert_eq!(signer().verify("a/b", query(&url), now), Ok(none));
     }
 
     #[test]
     fn tampering_with_any_part_is_invalid() {
         let now = Utc::now();
-        let url = signer().sign("a/b", now + Duration::seconds(60), Some("f.txt"));
+        let response = DownloadResponse::new(Some("image/png"), Some("f.txt"));
+        let url = signer().sign("a/b", now + Duration::seconds(60), &response);
         let q = query(&url);
         let set = |name: &str, value: &str| -> Vec<(String, String)> {
             q.iter()
@@ -282,10 +259,16 @@ mod tests {
             signer().verify("a/b", set("filename", "g.txt"), now),
             invalid
         );
+        assert_eq!(
+            signer().verify("a/b", set("type", "text/html"), now),
+            invalid
+        );
         assert_eq!(signer().verify("a/b", set("sig", "AAAA"), now), invalid);
         assert_eq!(signer().verify("a/b", set("sig", "!!"), now), invalid);
-        let without_name: Vec<_> = q.iter().filter(|(k, _)| k != "filename").cloned().collect();
-        assert_eq!(signer().verify("a/b", without_name, now), invalid);
+        for dropped in ["filename", "type"] {
+            let without: Vec<_> = q.iter().filter(|(k, _)| k != dropped).cloned().collect();
+            assert_eq!(signer().verify("a/b", without, now), invalid, "{dropped}");
+        }
         let mut doubled = q.clone();
         doubled.push(("filename".into(), "f.txt".into()));
         assert_eq!(signer().verify("a/b", doubled, now), invalid);
@@ -300,7 +283,11 @@ mod tests {
     #[test]
     fn an_expired_url_is_reported_as_expired() {
         let now = Utc::now();
-        let url = signer().sign("a/b", now + Duration::seconds(30), None);
+        let url = signer().sign(
+            "a/b",
+            now + Duration::seconds(30),
+            &DownloadResponse::default(),
+        );
         assert_eq!(
             signer().verify("a/b", query(&url), now + Duration::seconds(31)),
             Err(SignatureError::Expired)
@@ -322,22 +309,6 @@ mod tests {
         assert!(
             !format!("{:?}", signer()).contains("kkkk"),
             "Debug hides the key"
-        );
-    }
-
-    #[test]
-    fn content_disposition_quotes_safely() {
-        assert_eq!(
-            content_disposition("report.pdf"),
-            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf"
-        );
-        assert_eq!(
-            content_disposition("a\"b\r\n;c/d é.txt"),
-            "attachment; filename=\"a_b;c_d _.txt\"; filename*=UTF-8''a%22b%3Bc_d%20%C3%A9.txt"
-        );
-        assert_eq!(
-            content_disposition("\n"),
-            "attachment; filename=\"download\"; filename*=UTF-8''download"
         );
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 use super::UploadError;
 use crate::{
     config::Config,
+    input,
+    media_type::MediaType,
     store::{MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE},
 };
 
@@ -63,31 +65,34 @@ impl Limits {
 pub struct ContentTypes {
     /// Accepted patterns.
     pub allowed: Vec<String>,
-    /// Refused even when accepted (stored XSS: HTML, SVG, scripts).
+    /// Refused even when accepted (stored XSS: HTML, SVG, XML, scripts).
     pub denied: Vec<String>,
 }
 
 impl ContentTypes {
-    /// The normalised content type (lowercase, parameters dropped), or 415.
+    /// The normalised content type (lowercase essence, parameters dropped).
+    /// 400 for a NUL character or more than [`input::CONTENT_TYPE`]'s bytes;
+    /// 415 for anything that is not an RFC 9110 media type ([`MediaType`]),
+    /// a wildcard, a type no allowed pattern matches, or one a denied
+    /// pattern matches.
     pub fn check(&self, content_type: &str) -> Result<String, UploadError> {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        let well_formed = essence
-            .split_once('/')
-            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && !s.contains('/'));
+        input::CONTENT_TYPE
+            .check(content_type)
+            .map_err(|e| UploadError::Invalid(e.to_string()))?;
+        let media = MediaType::parse(content_type)
+            .filter(|m| !m.is_wildcard())
+            .ok_or_else(|| {
+                UploadError::UnsupportedMediaType(content_type.escape_debug().to_string())
+            })?;
         let matches = |pattern: &String| match pattern.split_once('/') {
             Some(("*", "*")) => true,
-            Some((t, "*")) => essence.split_once('/').is_some_and(|(et, _)| et == t),
-            _ => *pattern == essence,
+            Some((t, "*")) => media.kind() == t,
+            _ => pattern == media.essence(),
         };
-        if !well_formed || !self.allowed.iter().any(matches) || self.denied.iter().any(matches) {
-            return Err(UploadError::UnsupportedMediaType(essence));
+        if !self.allowed.iter().any(matches) || self.denied.iter().any(matches) {
+            return Err(UploadError::UnsupportedMediaType(media.to_string()));
         }
-        Ok(essence)
+        Ok(media.essence().to_owned())
     }
 }
 
@@ -143,6 +148,35 @@ mod tests {
         assert!(images.check("application/pdf").is_ok());
         assert!(images.check("video/mp4").is_err());
         assert!(images.check("image/svg+xml").is_err());
+    }
+
+    #[test]
+    fn content_types_are_parsed_strictly() {
+        let any = types(&["*/*"]);
+        for refused in [
+            "text/html,x",
+            "text/html ,x",
+            " text/html",
+            "TEXT/HTML",
+            "*/*",
+        ] {
+            assert!(
+                matches!(
+                    any.check(refused),
+                    Err(UploadError::UnsupportedMediaType(_))
+                ),
+                "{refused:?}"
+            );
+        }
+        for invalid in [
+            "text/plain\0".to_owned(),
+            format!("text/{}", "x".repeat(300)),
+        ] {
+            assert!(
+                matches!(any.check(&invalid), Err(UploadError::Invalid(_))),
+                "{invalid:?}"
+            );
+        }
     }
 
     #[test]

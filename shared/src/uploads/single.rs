@@ -4,6 +4,7 @@ use super::{UploadError, Uploads};
 use crate::{
     db::claims::Transition,
     domain::{Claim, ClaimStatus},
+    input,
     store::{ByteStream, Sha256Tap},
 };
 
@@ -130,12 +131,14 @@ impl Uploads {
     }
 }
 
-/// 400 for an empty, overlong or control-character filename.
+/// 400 for an empty, overlong ([`input::FILENAME`]) or control-character
+/// filename.
 pub(super) fn check_filename(name: &str) -> Result<(), UploadError> {
-    if name.trim().is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-        return Err(UploadError::Invalid(
-            "filename must be 1 to 255 bytes without control characters".into(),
-        ));
+    let max = input::FILENAME.max_len;
+    if name.trim().is_empty() || name.len() > max || name.chars().any(char::is_control) {
+        return Err(UploadError::Invalid(format!(
+            "filename must be 1 to {max} bytes without control characters"
+        )));
     }
     Ok(())
 }

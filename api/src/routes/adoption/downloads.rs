@@ -12,12 +12,15 @@
 //!   other pods, intermittently); `claimcheck-api dev` supplies a random key;
 //! - the URL names `CLAIMCHECK_API_PUBLIC_URL` when set, else the scheme and
 //!   host the request came in with (`Forwarded`/`X-Forwarded-*` honoured);
-//! - files are always served as attachments with `nosniff`: they come from
-//!   the API's own origin, where an inline upload could run as a page.
+//! - files are served with `nosniff`, their stored type, and the same
+//!   disposition as S3's presigned GETs ([`DownloadResponse`]): `inline`
+//!   only for types a browser cannot run, else `attachment` (they come from
+//!   the API's own origin, where a rendered upload could run as a page).
 
 use std::time::Duration;
 
 use actix_files::NamedFile;
+use actix_web::middleware::from_fn;
 use actix_web::{
     http::header::{self, HeaderValue},
     post, route, web, HttpRequest, HttpResponse,
@@ -26,12 +29,12 @@ use chrono::{DateTime, Utc};
 use claimcheck::{
     config::{Config, StoreConfig},
     db::ObjectRegistry,
+    input,
     store::{
         fs::FsStore,
-        signed_url::{content_disposition, SignatureError, UrlSigner},
-        StoreError,
+        signed_url::{SignatureError, UrlSigner},
+        DownloadResponse, StoreError,
     },
-    tokens::Scope,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -40,14 +43,16 @@ use utoipa::ToSchema;
 
 #[allow(unused_imports)]
 use crate::openapi::Problem;
-use crate::{auth::Caller, error::ApiError, startup::AppState};
+use crate::{
+    auth::{self, Caller},
+    error::ApiError,
+    startup::AppState,
+};
 
 /// The longest lifetime a download URL may ask for: SigV4's limit, 7 days.
 const MAX_EXPIRES_IN: u64 = 7 * 24 * 3600;
 /// HMAC keys shorter than this are refused at start-up.
 const MIN_SIGNING_KEY_LEN: usize = 32;
-/// Longest accepted `download_filename`, in bytes.
-const MAX_FILENAME_LEN: usize = 1024;
 
 /// How this API makes and serves download URLs.
 #[derive(Debug)]
@@ -118,7 +123,8 @@ pub struct DownloadUrlRequest {
     pub key: String,
     /// Seconds the URL stays valid, 1 to 604800 (default `CLAIMCHECK_PRESIGN_TTL`).
     pub expires_in: Option<u64>,
-    /// The file name the browser saves (`Content-Disposition: attachment`).
+    /// The file name the browser saves, named in `Content-Disposition`
+    /// (`attachment`, or `inline` for images, PDF, audio, video and plain text).
     pub download_filename: Option<String>,
 }
 
@@ -134,14 +140,13 @@ pub struct DownloadUrl {
 /// A time-limited download URL for a live registry object: a presigned S3
 /// GET, or with the filesystem store an HMAC-signed URL the API serves.
 #[utoipa::path(post, path = "/v1/objects/url", request_body = DownloadUrlRequest, responses((status = 200, body = DownloadUrl), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem, description = "Store unreachable, or filesystem store without CLAIMCHECK_URL_SIGNING_KEY")))]
-#[post("/v1/objects/url")]
+#[post("/v1/objects/url", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn download_url(
-    caller: Caller,
+    _caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<DownloadUrlRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::Consume)?;
     let DownloadUrlRequest {
         key,
         expires_in,
@@ -159,25 +164,21 @@ pub(crate) async fn download_url(
             )))
         }
     };
-    if download_filename
-        .as_ref()
-        .is_some_and(|n| n.len() > MAX_FILENAME_LEN)
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "download_filename is longer than {MAX_FILENAME_LEN} bytes"
-        )));
+    input::KEY.check(&key)?;
+    if let Some(name) = &download_filename {
+        input::FILENAME.check(name)?;
     }
-    ObjectRegistry::new(state.pool.clone())
+    let object = ObjectRegistry::new(state.pool.clone())
         .get(&key)
         .await?
         .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
-    let filename = download_filename.as_deref();
+    let response = DownloadResponse::new(Some(&object.content_type), download_filename.as_deref());
     let (url, expires_at) = match &downloads.served {
-        Some(served) => served.sign(&req, &key, ttl, filename)?,
+        Some(served) => served.sign(&req, &key, ttl, &response)?,
         None => {
             let presigned = state
                 .store
-                .presign_get(&key, ttl, filename)
+                .presign_get(&key, ttl, &response)
                 .await
                 .map_err(store_error)?;
             (presigned.url, presigned.expires_at)
@@ -192,15 +193,12 @@ impl ServedFiles {
         req: &HttpRequest,
         key: &str,
         ttl: Duration,
-        filename: Option<&str>,
+        response: &DownloadResponse,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
-        let secret = self.signing_key.clone().ok_or_else(|| {
-            ApiError::Unavailable(
-                "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
-                 (the same secret on every API pod)"
-                    .into(),
-            )
-        })?;
+        let secret = self.signing_key.clone().ok_or(ApiError::NotConfigured(
+            "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
+             (the same secret on every API pod)",
+        ))?;
         let base = match &self.public_url {
             Some(url) => url.clone(),
             None => {
@@ -215,13 +213,13 @@ impl ServedFiles {
         // The URL carries whole seconds: report the expiry it really has.
         let expires_at = DateTime::from_timestamp((Utc::now() + ttl).timestamp(), 0)
             .ok_or_else(|| ApiError::Internal("download URL expiry out of range".into()))?;
-        Ok((signer.sign(key, expires_at, filename), expires_at))
+        Ok((signer.sign(key, expires_at, response), expires_at))
     }
 }
 
 /// Serves a file of the filesystem store to whoever holds a valid signed URL
 /// (no bearer token), with Range, If-Range and conditional requests.
-#[utoipa::path(get, path = "/v1/files/{key}", security(()), params(("key" = String, Path, description = "The object key, slashes included"), ("expires" = i64, Query), ("filename" = Option<String>, Query), ("sig" = String, Query)), responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 206, description = "The requested range"), (status = 403, body = Problem, description = "Signature invalid or expired"), (status = 404, body = Problem), (status = 416, description = "Range not satisfiable")))]
+#[utoipa::path(get, path = "/v1/files/{key}", security(()), params(("key" = String, Path, description = "The object key, slashes included"), ("expires" = i64, Query), ("type" = Option<String>, Query, description = "The object's content type, answered as Content-Type"), ("filename" = Option<String>, Query), ("sig" = String, Query)), responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 206, description = "The requested range"), (status = 403, body = Problem, description = "Signature invalid or expired"), (status = 404, body = Problem), (status = 416, description = "Range not satisfiable")))]
 #[route("/v1/files/{key:.*}", method = "GET", method = "HEAD")]
 pub(crate) async fn serve_file(
     state: web::Data<AppState>,
@@ -239,17 +237,20 @@ pub(crate) async fn serve_file(
         .as_ref()
         .ok_or(SignatureError::Invalid)
         .and_then(|v| v.verify_query(&key, req.query_string(), Utc::now()));
-    let filename = match verified {
-        Ok(filename) => filename,
+    let signed = match verified {
+        Ok(signed) => signed,
         Err(e) => return Ok(refused(e)),
     };
     let (file, _) = served.store.open(&key).await.map_err(store_error)?;
     let path = served.store.path_of(&key).map_err(store_error)?;
     let file = NamedFile::from_file(file.into_std().await, path)
         .map_err(|e| ApiError::Internal(format!("serving {key}: {e}")))?;
-    let name = filename.unwrap_or_else(|| key.rsplit('/').next().unwrap_or_default().to_owned());
     let mut response = file.disable_content_disposition().into_response(&req);
     let headers = response.headers_mut();
+    // The stored type, never actix-files' guess from the key's extension.
+    let content_type = HeaderValue::from_str(signed.content_type())
+        .map_err(|e| ApiError::Internal(format!("content type: {e}")))?;
+    headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -258,7 +259,7 @@ pub(crate) async fn serve_file(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=0"),
     );
-    let disposition = HeaderValue::from_str(&content_disposition(&name))
+    let disposition = HeaderValue::from_str(&signed.content_disposition(&key))
         .map_err(|e| ApiError::Internal(format!("content disposition: {e}")))?;
     headers.insert(header::CONTENT_DISPOSITION, disposition);
     Ok(response)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use claimcheck::store::{
     fs::{SignatureError, UrlSigner},
-    ObjectStore, StoreError,
+    DownloadResponse, ObjectStore, StoreError,
 };
 use claimcheck_tests::stores::{random_body, FS_BASE_URL, FS_SIGNING_KEY};
 
@@ -49,7 +49,7 @@ async fn fs_keys_cannot_escape_the_root() {
         assert!(
             invalid(
                 store
-                    .presign_get(key, Duration::from_secs(5), None)
+                    .presign_get(key, Duration::from_secs(5), &DownloadResponse::default())
                     .await
                     .map(drop)
             ),
@@ -87,9 +87,10 @@ async fn fs_download_urls_verify_and_expire() {
     let key = t.key("report.pdf");
     t.put_random(&key, 70, 100).await;
     let name = "Rapport d'été \"final\".pdf";
+    let response = DownloadResponse::new(Some("application/pdf"), Some(name));
     let signed = t
         .store
-        .presign_get(&key, Duration::from_secs(120), Some(name))
+        .presign_get(&key, Duration::from_secs(120), &response)
         .await
         .unwrap();
     assert_eq!(signed.method, "GET");
@@ -99,7 +100,7 @@ async fn fs_download_urls_verify_and_expire() {
     let now = Utc::now();
     assert_eq!(
         signer.verify(&key, url.query_pairs(), now),
-        Ok(Some(name.to_owned()))
+        Ok(response.clone())
     );
     assert_eq!(
         signer.verify(&t.key("other"), url.query_pairs(), now),

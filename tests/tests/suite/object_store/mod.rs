@@ -6,7 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use bytes::Bytes;
-use claimcheck::store::{CompletedPart, ObjectStore, StoreError};
+use claimcheck::store::{CompletedPart, DownloadResponse, ObjectStore, StoreError};
 use claimcheck_tests::stores::{fs_store, random_body, s3_store, test_prefix};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -56,7 +56,7 @@ impl Ctx {
         }
         let url = self
             .store
-            .presign_get(key, Duration::from_secs(60), None)
+            .presign_get(key, Duration::from_secs(60), &DownloadResponse::default())
             .await
             .unwrap();
         let response = http("GET", &url.url, &url.headers, Bytes::new()).await;

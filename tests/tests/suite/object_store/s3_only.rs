@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use claimcheck::store::{signed_url::content_disposition, CompletedPart, MIN_PART_SIZE};
+use claimcheck::store::{
+    signed_url::content_disposition, CompletedPart, DownloadResponse, MIN_PART_SIZE,
+};
 use claimcheck_tests::stores::{random_bytes, random_sha256_concat};
 
 use super::*;
@@ -62,7 +64,11 @@ async fn s3_download_urls_name_the_file() {
     let name = "Rapport d'été \"final\".pdf";
     let signed = t
         .store
-        .presign_get(&key, Duration::from_secs(60), Some(name))
+        .presign_get(
+            &key,
+            Duration::from_secs(60),
+            &DownloadResponse::new(None, Some(name)),
+        )
         .await
         .unwrap();
     let response = http("GET", &signed.url, &signed.headers, Bytes::new()).await;
