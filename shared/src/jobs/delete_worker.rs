@@ -87,7 +87,7 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
     // The safety net for any race not yet found: a key that is live right
     // now is never deleted; its row is parked for an operator instead.
     let keys: Vec<&str> = lease.rows.iter().map(|row| row.key.as_str()).collect();
-    let live = ctx.queue.live_keys(&keys).await?;
+    let live = while_leased(lease, || ctx.queue.live_keys(&keys)).await?;
     let (live_rows, rows): (Vec<&PendingDelete>, Vec<&PendingDelete>) = lease
         .rows
         .iter()
@@ -160,10 +160,11 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
     Ok(outcome)
 }
 
-/// Runs `write`, an outcome of `lease`'s rows, again while PostgreSQL is
-/// unreachable and the lease lasts. The store work is done by then: giving
-/// up would leave the rows to wait for the lease to run out (5 minutes by
-/// default) and be deleted a second time by another worker.
+/// Runs `write`, a statement about `lease`'s rows, again while PostgreSQL
+/// is unreachable and the lease lasts. For an outcome, the store work is
+/// done by then: giving up would leave the rows to wait for the lease to run
+/// out (5 minutes by default) and be deleted a second time by another
+/// worker. The live-key check before the store work waits the same way.
 async fn while_leased<T, F, Fut>(lease: &Lease, mut write: F) -> Result<T, DbError>
 where
     F: FnMut() -> Fut,
