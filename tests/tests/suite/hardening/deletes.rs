@@ -181,27 +181,44 @@ async fn schedule_delete_raises_22023_outside_the_key_space_and_55000_for_a_clai
 /// Sweeps and consumes of the same expired uploaded claims, from several
 /// connections at once, with claim ids ordered against their keys: both
 /// lock in key order, so none of them deadlocks.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sweeps_and_consumes_of_the_same_claims_never_deadlock() {
     let db = TestDb::new().await;
     let (store, _dir) = fs_store();
     let ctx = context(&db, Arc::new(store), fast_settings("t/"));
-    for round in 0..10 {
-        // Inserted in descending key order: ids ascend where keys descend.
-        let mut planted = Vec::new();
-        for i in (0..24).rev() {
-            let key = format!("t/priv/{round:02}/{i:02}");
-            planted.push(plant_claim(&db, &key, "uploaded", 1, None, -1000.0).await);
+    for round in 0..6 {
+        // Ids ascend where keys descend, so the primary key's order (by
+        // which a plain `DELETE ... WHERE id = ANY(...)` locks) is the
+        // opposite of the key order `consume_claims` locks in. Many rows,
+        // so the two lockers overlap for long enough to meet.
+        let ids: Vec<uuid::Uuid> = (0..2000).map(|_| uuid::Uuid::now_v7()).collect();
+        let keys: Vec<String> = (0..2000)
+            .map(|i| format!("t/priv/{round:02}/{:04}", 1999 - i))
+            .collect();
+        db.client()
+            .await
+            .execute(
+                "INSERT INTO claimcheck.upload_claims
+                   (id, object_key, owner, filename, content_type, size, status,
+                    expires_at, uploaded_at)
+                 SELECT id, key, 'owner-1', 'f.bin', 'application/octet-stream', 1,
+                        'uploaded', now() - interval '1 second', now()
+                   FROM unnest($1::uuid[], $2::text[]) AS t(id, key)",
+                &[&ids, &keys],
+            )
+            .await
+            .unwrap();
+        // Connected first, so the consumes start with the sweeps.
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(db.client().await);
         }
-        let keys: Vec<String> = planted.iter().map(|p| p.key.clone()).collect();
-        let ids: Vec<uuid::Uuid> = planted.iter().map(|p| p.id).collect();
-        let consumes = (0..4).map(|i| {
-            let (db, mut keys) = (&db, keys.clone());
+        let consumes = clients.iter_mut().enumerate().map(|(i, client)| {
+            let mut keys = keys.clone();
             if i % 2 == 1 {
                 keys.reverse();
             }
             async move {
-                let mut client = db.client().await;
                 let tx = client.transaction().await.unwrap();
                 let sqlstate =
                     |e: tokio_postgres::Error| e.code().map_or(e.to_string(), |c| c.code().into());
