@@ -358,6 +358,20 @@ mod tests {
     }
 
     #[test]
+    fn key_prefix_is_empty_or_ends_in_a_slash() {
+        for ok in ["", "app1/", "tenants/app1/"] {
+            assert_eq!(
+                config(&[("CLAIMCHECK_KEY_PREFIX", ok)]).unwrap().key_prefix,
+                ok
+            );
+        }
+        for bad in ["app1", "/app1/", "a//b/", "app\u{0}/"] {
+            let err = config(&[("CLAIMCHECK_KEY_PREFIX", bad)]).unwrap_err();
+            assert_eq!(err.var, "CLAIMCHECK_KEY_PREFIX", "{bad:?}");
+        }
+    }
+
+    #[test]
     fn zero_unconsumed_ttl_keeps_uploads_forever() {
         let c = config(&[("CLAIMCHECK_UNCONSUMED_TTL", "0")]).unwrap();
         assert_eq!(c.unconsumed_ttl, None);
