@@ -7,9 +7,9 @@
 //! names hosts, ports, SQL and versions, so the answer is a generic message
 //! with the request id, and the cause goes to the log under that id.
 
+use crate::wire::Problem;
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use claimcheck::{db::DbError, input::TextError, uploads::UploadError};
-use serde_json::{json, Map, Value};
 
 use crate::observe;
 
@@ -149,36 +149,22 @@ impl ResponseError for ApiError {
             ),
             _ => self.to_string(),
         };
-        let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            json!(format!("https://claimcheck.dev/problems/{}", self.code())),
-        );
-        body.insert(
-            "title".into(),
-            json!(status.canonical_reason().unwrap_or("Error")),
-        );
-        body.insert("status".into(), json!(status.as_u16()));
-        body.insert("code".into(), json!(self.code()));
-        body.insert("detail".into(), json!(detail));
-        if let Some(id) = request_id {
-            body.insert("request_id".into(), json!(id));
-        }
-        match self {
-            ApiError::NotFound {
-                missing: Some(keys),
-                ..
-            } => {
-                body.insert("missing".into(), json!(keys));
-            }
-            ApiError::Conflict {
-                missing_parts: Some(parts),
-                ..
-            } => {
-                body.insert("missing_parts".into(), json!(parts));
-            }
-            _ => {}
-        }
+        let body = Problem {
+            r#type: format!("https://claimcheck.dev/problems/{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: self.code().to_owned(),
+            detail,
+            missing: match self {
+                ApiError::NotFound { missing, .. } => missing.clone(),
+                _ => None,
+            },
+            missing_parts: match self {
+                ApiError::Conflict { missing_parts, .. } => missing_parts.clone(),
+                _ => None,
+            },
+            request_id,
+        };
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -187,7 +173,7 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response.json(Value::Object(body))
+        response.json(body)
     }
 }
 

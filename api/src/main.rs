@@ -11,6 +11,7 @@ mod observe;
 mod openapi;
 mod routes;
 mod startup;
+mod wire;
 
 use claimcheck::{cli::SharedCommand, config::Config, telemetry};
 use clap::{Parser, Subcommand};

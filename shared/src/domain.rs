@@ -79,14 +79,13 @@ impl DeleteReason {
 }
 
 /// An upload claim: an upload in flight, or finished and waiting to be consumed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// uuid v7, so ids sort by creation time.
     pub id: Uuid,
     /// The object key the server chose.
     pub key: String,
     /// The store's multipart session, for chunked uploads.
-    #[serde(skip)]
     pub upload_id: Option<String>,
     /// Lifecycle state.
     pub status: ClaimStatus,
@@ -107,7 +106,6 @@ pub struct Claim {
     /// Number of parts, for chunked uploads.
     pub part_count: Option<i32>,
     /// Whether parts may have gone straight to the store (presigned).
-    #[serde(skip)]
     pub direct_parts: bool,
     /// When the claim was created.
     pub created_at: DateTime<Utc>,
@@ -118,7 +116,7 @@ pub struct Claim {
 }
 
 /// A part of a chunked upload, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// 1-based.
     pub part_number: i32,
@@ -127,12 +125,11 @@ pub struct Part {
     /// Hex SHA-256; none for parts sent straight to S3.
     pub sha256: Option<String>,
     /// The store's entity tag for the part.
-    #[serde(skip)]
     pub etag: String,
 }
 
 /// A live object in the registry: a consumed claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryObject {
     /// The object key.
     pub key: String,

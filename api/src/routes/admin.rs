@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 #[allow(unused_imports)]
-use crate::openapi::Problem;
+use crate::wire::Problem;
 use crate::{
     auth::{self, Caller},
     error::ApiError,

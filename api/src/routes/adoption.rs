@@ -20,11 +20,9 @@ use claimcheck::{
     store::validate_key,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use crate::openapi::Problem;
+use crate::wire::{ObjectBody, Problem};
 use crate::{
     auth::{self, Caller},
     error::ApiError,
@@ -62,7 +60,7 @@ pub struct ConsumeRequest {
 #[derive(Serialize, ToSchema)]
 pub struct ConsumedObjects {
     /// Registry rows, by key.
-    pub objects: Vec<RegistryObject>,
+    pub objects: Vec<ObjectBody>,
 }
 
 /// One delete to schedule.
@@ -138,13 +136,13 @@ pub(crate) async fn consume(
     };
     tx.commit().await.map_err(DbError::from)?;
     objects.sort_by(|a, b| a.key.cmp(&b.key));
-    let objects: Vec<_> = objects.iter().map(|o| object_json(&state, o)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "objects": objects })))
+    let objects = objects.iter().map(|o| object_body(&state, o)).collect();
+    Ok(HttpResponse::Ok().json(ConsumedObjects { objects }))
 }
 
 /// The registry row of a live object. The key goes in the path as it is,
 /// slashes included.
-#[utoipa::path(get, path = "/v1/objects/{key}", params(("key" = String, Path, description = "The object key, slashes included, not encoded")), responses((status = 200, body = RegistryObject), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/v1/objects/{key}", params(("key" = String, Path, description = "The object key, slashes included, not encoded")), responses((status = 200, body = ObjectBody), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
 #[get("/v1/objects/{key:.*}", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn show_object(
     _caller: Caller,
@@ -156,7 +154,7 @@ pub(crate) async fn show_object(
         .get(&key)
         .await?
         .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
-    Ok(HttpResponse::Ok().json(object_json(&state, &object)))
+    Ok(HttpResponse::Ok().json(object_body(&state, &object)))
 }
 
 /// Removes the registry rows of the keys (where there are any) and queues
@@ -212,12 +210,7 @@ pub(crate) fn schedule_error(e: ScheduleError) -> ApiError {
     }
 }
 
-/// A registry object as JSON, with `public_url` for a public object when
-/// `CLAIMCHECK_PUBLIC_BASE_URL` is set (as for claims).
-fn object_json(state: &AppState, object: &RegistryObject) -> serde_json::Value {
-    let mut value = serde_json::to_value(object).unwrap_or_default();
-    if let (true, Some(base)) = (object.public, &state.public_base_url) {
-        value["public_url"] = json!(format!("{}/{}", base.trim_end_matches('/'), object.key));
-    }
-    value
+/// A registry object as the API shows it.
+fn object_body(state: &AppState, object: &RegistryObject) -> ObjectBody {
+    ObjectBody::new(object, state.public_base_url.as_deref())
 }

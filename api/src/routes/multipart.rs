@@ -3,18 +3,15 @@
 use actix_web::middleware::from_fn;
 use actix_web::{post, put, web, HttpRequest, HttpResponse};
 use claimcheck::uploads::InitMultipart;
-use serde_json::json;
 
 use super::uploads::{claim_response, idempotency_key, parse_id};
-#[allow(unused_imports)]
-use crate::openapi::{PresignedPart, Problem};
 use crate::{
     auth::{self, Caller},
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
+    wire::{ClaimBody, PartBody, PresignedPart, Problem},
 };
-use claimcheck::{domain::Claim, uploads::PartReceipt};
 
 /// Registers the routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,7 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST /v1/uploads/multipart`: start a chunked upload.
-#[utoipa::path(post, path = "/v1/uploads/multipart", params(("Idempotency-Key" = Option<String>, Header)), request_body = InitMultipart, responses((status = 201, body = Claim), (status = 200, body = Claim, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(post, path = "/v1/uploads/multipart", params(("Idempotency-Key" = Option<String>, Header)), request_body = InitMultipart, responses((status = 201, body = ClaimBody), (status = 200, body = ClaimBody, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/uploads/multipart", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn init(
     caller: Caller,
@@ -47,7 +44,7 @@ pub(crate) async fn init(
 }
 
 /// `PUT /v1/uploads/{id}/parts/{n}`: the raw part, streamed.
-#[utoipa::path(put, path = "/v1/uploads/{id}/parts/{n}", params(("id" = String, Path), ("n" = u32, Path), ("X-Content-SHA256" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = PartReceipt), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 411, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(put, path = "/v1/uploads/{id}/parts/{n}", params(("id" = String, Path), ("n" = u32, Path), ("X-Content-SHA256" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = PartBody), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 411, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 #[put("/v1/uploads/{id}/parts/{n}", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn put_part(
     caller: Caller,
@@ -72,7 +69,7 @@ pub(crate) async fn put_part(
         state.uploads.put_part(owner, id, n, len, sha256, body),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(receipt))
+    Ok(HttpResponse::Ok().json(PartBody::from(&receipt)))
 }
 
 /// `POST /v1/uploads/{id}/parts/{n}/presign`: a URL to PUT part n straight to S3.
@@ -87,21 +84,11 @@ pub(crate) async fn presign(
     let id = parse_id(&path.0)?;
     let n = part_number(&path.1);
     let presigned = state.uploads.presign_part(owner, id, n).await?;
-    let headers: serde_json::Map<String, serde_json::Value> = presigned
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "url": presigned.url,
-        "method": presigned.method,
-        "headers": headers,
-        "expires_at": presigned.expires_at,
-    })))
+    Ok(HttpResponse::Ok().json(PresignedPart::from(presigned)))
 }
 
 /// `POST /v1/uploads/{id}/complete`: assemble the parts.
-#[utoipa::path(post, path = "/v1/uploads/{id}/complete", params(("id" = String, Path)), responses((status = 200, body = Claim), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(post, path = "/v1/uploads/{id}/complete", params(("id" = String, Path)), responses((status = 200, body = ClaimBody), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/uploads/{id}/complete", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn complete(
     caller: Caller,

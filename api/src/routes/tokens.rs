@@ -6,11 +6,10 @@ use actix_web::middleware::from_fn;
 use actix_web::{delete, get, post, web, HttpResponse};
 use claimcheck::{config::parse_duration, input, tokens::Scope};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 #[allow(unused_imports)]
-use crate::openapi::{Problem, TokenPage};
+use crate::wire::{Problem, TokenPage};
 use crate::{
     auth::{self, Caller},
     error::ApiError,
@@ -82,7 +81,9 @@ pub(crate) async fn list(
     _caller: Caller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(json!({"items": state.tokens.list().await?})))
+    Ok(HttpResponse::Ok().json(TokenPage {
+        items: state.tokens.list().await?,
+    }))
 }
 
 /// `DELETE /v1/tokens/{id}`: revoke.

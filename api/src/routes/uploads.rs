@@ -8,16 +8,14 @@ use claimcheck::{
     uploads::{SingleUpload, UploadStatus},
 };
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
-#[allow(unused_imports)]
-use crate::openapi::{ClaimPage, ClaimWithParts, Problem};
 use crate::{
     auth::{self, Caller},
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
+    wire::{ClaimBody, ClaimPage, ClaimWithParts, PartBody, Problem},
 };
 
 /// Registers the routes of this module.
@@ -36,7 +34,7 @@ struct CreateQuery {
 }
 
 /// `POST /v1/uploads?filename=F&public=false`: the body is the file.
-#[utoipa::path(post, path = "/v1/uploads", params(("filename" = String, Query), ("public" = Option<bool>, Query), ("X-Content-SHA256" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed; Content-Length required"), responses((status = 201, body = Claim), (status = 200, body = Claim, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 411, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(post, path = "/v1/uploads", params(("filename" = String, Query), ("public" = Option<bool>, Query), ("X-Content-SHA256" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed; Content-Length required"), responses((status = 201, body = ClaimBody), (status = 200, body = ClaimBody, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 411, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 #[post("/v1/uploads", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn create(
     caller: Caller,
@@ -100,8 +98,8 @@ pub(crate) async fn list(
     let next_cursor = (claims.len() as i64 == limit)
         .then(|| claims.last().map(|c| c.id))
         .flatten();
-    let items: Vec<_> = claims.iter().map(|c| claim_json(&state, c)).collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    let items = claims.iter().map(|c| claim_body(&state, c)).collect();
+    Ok(HttpResponse::Ok().json(ClaimPage { items, next_cursor }))
 }
 
 /// `GET /v1/uploads/{id}`: the claim and its parts so far.
@@ -114,9 +112,10 @@ pub(crate) async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let owner = caller.owner();
     let UploadStatus { claim, parts } = state.uploads.status(owner, parse_id(&id)?).await?;
-    let mut body = claim_json(&state, &claim);
-    body["parts"] = json!(parts);
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(ClaimWithParts {
+        claim: claim_body(&state, &claim),
+        parts: parts.iter().map(PartBody::from).collect(),
+    }))
 }
 
 /// `DELETE /v1/uploads/{id}`: abort a pending upload or discard an
@@ -148,13 +147,9 @@ pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found("upload not found"))
 }
 
-/// A claim as JSON, with `public_url` for a public object when configured.
-pub fn claim_json(state: &AppState, claim: &Claim) -> serde_json::Value {
-    let mut value = serde_json::to_value(claim).unwrap_or_default();
-    if let (true, Some(base)) = (claim.public, &state.public_base_url) {
-        value["public_url"] = json!(format!("{}/{}", base.trim_end_matches('/'), claim.key));
-    }
-    value
+/// A claim as the API shows it.
+pub fn claim_body(state: &AppState, claim: &Claim) -> ClaimBody {
+    ClaimBody::new(claim, state.public_base_url.as_deref())
 }
 
 /// A claim response with `Location`.
@@ -162,5 +157,5 @@ pub fn claim_response(state: &AppState, claim: &Claim, status: u16) -> HttpRespo
     let status = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
     HttpResponse::build(status)
         .insert_header(("Location", format!("/v1/uploads/{}", claim.id)))
-        .json(claim_json(state, claim))
+        .json(claim_body(state, claim))
 }

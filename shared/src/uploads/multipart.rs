@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
@@ -43,7 +42,7 @@ pub struct InitMultipart {
 }
 
 /// A part as the API reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartReceipt {
     /// 1-based.
     pub part_number: u32,
@@ -54,7 +53,7 @@ pub struct PartReceipt {
 }
 
 /// A claim and the parts received so far.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct UploadStatus {
     /// The claim.
     pub claim: Claim,

@@ -164,6 +164,41 @@ async fn openapi_describes_every_endpoint_and_the_problem_shape() {
     assert!(doc["components"]["schemas"]["Problem"]["properties"]["code"].is_object());
 }
 
+/// The schema describes what the API serializes: a claim's JSON (with
+/// `public_url`) has exactly the properties of the `Claim` schema, and every
+/// `$ref` in the document names a schema that exists.
+#[tokio::test]
+async fn the_openapi_schemas_are_the_serialized_types() {
+    let app = TestApp::spawn_with(
+        Store::Fs,
+        &[("CLAIMCHECK_PUBLIC_BASE_URL", "https://cdn.example")],
+    )
+    .await;
+    let doc: Value = app.get_json("/openapi.json").await;
+    let res = app
+        .req(Method::POST, "/v1/uploads?filename=a.txt&public=true")
+        .header("Content-Type", "text/plain")
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    let claim: Value = res.json().await.unwrap();
+    let mut served: Vec<&String> = claim.as_object().unwrap().keys().collect();
+    let schema = &doc["components"]["schemas"]["Claim"]["properties"];
+    let mut described: Vec<&String> = schema.as_object().unwrap().keys().collect();
+    served.sort();
+    described.sort();
+    assert_eq!(served, described, "{claim}");
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "$ref to a missing schema {name}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn cors_answers_configured_origins_only() {
     let app = TestApp::spawn_with(

@@ -42,7 +42,7 @@ use url::Url;
 use utoipa::ToSchema;
 
 #[allow(unused_imports)]
-use crate::openapi::Problem;
+use crate::wire::Problem;
 use crate::{
     auth::{self, Caller},
     error::ApiError,
