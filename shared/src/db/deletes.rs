@@ -119,9 +119,10 @@ impl DeleteQueue {
 
     /// Queues the delete of an object this process wrote but whose claim
     /// is gone, unless the key is live at this moment (a claim or a registry
-    /// row has it): one statement, so the two checks and the insert see the
-    /// same snapshot and a claim consumed meanwhile counts as its registry
-    /// row. True when a row was queued.
+    /// row has it) or a row no worker holds yet already covers it: one
+    /// statement, so the checks and the insert see the same snapshot and a
+    /// claim consumed meanwhile counts as its registry row. True when a row
+    /// was queued.
     #[tracing::instrument(name = "db.enqueue_unless_live", skip_all)]
     pub async fn enqueue_unless_live(&self, item: &NewDelete) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
@@ -130,7 +131,13 @@ impl DeleteQueue {
                 "INSERT INTO claimcheck.pending_deletes (object_key, upload_id, reason)
                  SELECT $1, $2, $3
                   WHERE NOT EXISTS (SELECT 1 FROM claimcheck.objects WHERE object_key = $1)
-                    AND NOT EXISTS (SELECT 1 FROM claimcheck.upload_claims WHERE object_key = $1)",
+                    AND NOT EXISTS (SELECT 1 FROM claimcheck.upload_claims WHERE object_key = $1)
+                    -- A row for the key that no worker holds yet runs after
+                    -- now, so it deletes the object written before now: one
+                    -- is enough. A leased row may have deleted already.
+                    AND NOT EXISTS (SELECT 1 FROM claimcheck.pending_deletes
+                                     WHERE object_key = $1 AND dead_at IS NULL
+                                       AND (leased_until IS NULL OR leased_until <= now()))",
                 &[&item.key, &item.upload_id, &item.reason.as_str()],
             )
             .await?;

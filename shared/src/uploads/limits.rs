@@ -49,7 +49,7 @@ impl Limits {
         }
     }
 
-    /// 413 when `size` is over the limit.
+    /// [`UploadError::TooLarge`] when `size` is over the limit.
     pub fn check_size(&self, size: u64) -> Result<(), UploadError> {
         if size > self.max_upload_size {
             return Err(UploadError::TooLarge {
@@ -71,8 +71,8 @@ pub struct ContentTypes {
 
 impl ContentTypes {
     /// The normalised content type (lowercase essence, parameters dropped).
-    /// 400 for a NUL character or more than [`input::CONTENT_TYPE`]'s bytes;
-    /// 415 for anything that is not an RFC 9110 media type ([`MediaType`]),
+    /// [`UploadError::Invalid`] for a NUL character or more than [`input::CONTENT_TYPE`]'s bytes;
+    /// [`UploadError::UnsupportedMediaType`] for anything that is not an RFC 9110 media type ([`MediaType`]),
     /// a wildcard, a type no allowed pattern matches, or one a denied
     /// pattern matches.
     pub fn check(&self, content_type: &str) -> Result<String, UploadError> {

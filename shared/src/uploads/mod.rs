@@ -52,8 +52,8 @@ pub enum UploadError {
     /// A bad parameter, part number or length.
     #[error("{0}")]
     Invalid(String),
-    /// The body has no Content-Length.
-    #[error("a Content-Length is required")]
+    /// The body's length was not declared.
+    #[error("the body's length must be declared")]
     LengthRequired,
     /// Over the size limit.
     #[error("larger than the limit of {limit} bytes")]
@@ -102,7 +102,7 @@ impl From<StoreError> for UploadError {
         match e {
             StoreError::Unavailable(m) => UploadError::Unavailable(format!("object store unavailable: {m}")),
             StoreError::LengthMismatch { expected, actual } => UploadError::Invalid(format!(
-                "the body does not match its Content-Length ({expected} bytes declared, {actual} seen)"
+                "the body does not match its declared length ({expected} bytes declared, {actual} seen)"
             )),
             StoreError::Body(e) => UploadError::BodyFailed(e.to_string()),
             StoreError::InvalidPart(m) => UploadError::Conflict(m),
@@ -121,7 +121,7 @@ impl From<crate::db::claims::CreateError> for UploadError {
                 UploadError::TooManyPending { max }
             }
             crate::db::claims::CreateError::KeyReused => UploadError::Conflict(
-                "this Idempotency-Key was used for a different request".into(),
+                "this idempotency key was used for a different request".into(),
             ),
             crate::db::claims::CreateError::Db(e) => e.into(),
         }
@@ -164,7 +164,8 @@ impl Uploads {
         }
     }
 
-    /// The caller's claim if it is pending and unexpired (410 / 409 else).
+    /// The caller's claim if it is pending and unexpired (else expired, or a
+    /// conflict).
     async fn get_pending(&self, owner: &str, id: Uuid) -> Result<Claim, UploadError> {
         self.pending(self.get_owned(owner, id).await?)
     }

@@ -160,7 +160,7 @@ impl Uploads {
         let expected = expected_part_size(&claim, n)?;
         if len != expected {
             return Err(UploadError::Invalid(format!(
-                "part {n} must be {expected} bytes, Content-Length says {len}"
+                "part {n} must be {expected} bytes, not {len}"
             )));
         }
         if let Some(sha) = sha256 {
@@ -370,7 +370,7 @@ impl Uploads {
             Transition::Done(c) | Transition::AlreadyDone(c) => Ok(c),
             Transition::Expired(_) => {
                 // The object is whole: left with its claim, the sweeper would
-                // recover it to `uploaded` after this request answered 410.
+                // recover it to `uploaded` after this request was told it expired.
                 self.claims.delete_pending(id, true).await?;
                 Err(UploadError::Expired)
             }
@@ -408,7 +408,7 @@ impl Uploads {
             let refused = self.parts.refused(claim.id).await?;
             for stored in self.store.list_parts(&claim.key, upload_id).await? {
                 if refused.get(&stored.part_number) == Some(&stored.etag) {
-                    // The bytes the API refused (422) are still the store's
+                    // The bytes refused for their checksum are still the store's
                     // copy of this part: it stays missing.
                     parts.remove(&stored.part_number);
                     continue;
@@ -429,7 +429,7 @@ impl Uploads {
     }
 }
 
-/// The size part `n` must have, or 400 for a part number out of range.
+/// The size part `n` must have, or [`UploadError::Invalid`] for a part number out of range.
 fn expected_part_size(claim: &Claim, n: u32) -> Result<u64, UploadError> {
     let (Some(part_size), Some(count)) = (claim.part_size, claim.part_count) else {
         return Err(UploadError::Conflict("not a chunked upload".into()));

@@ -13,21 +13,22 @@ use crate::{
 pub struct SingleUpload {
     /// The client's filename.
     pub filename: String,
-    /// The `Content-Type` header.
+    /// The declared content type.
     pub content_type: String,
-    /// The `Content-Length` header (`None`: 411).
+    /// The declared length in bytes (`None`: [`UploadError::LengthRequired`]).
     pub len: Option<u64>,
     /// `pub/` or `priv/`.
     pub public: bool,
-    /// `X-Content-SHA256`, hex.
+    /// The SHA-256 the client says the bytes have, hex.
     pub sha256: Option<String>,
-    /// `Idempotency-Key`.
+    /// The client's idempotency key, if any.
     pub idempotency_key: Option<String>,
 }
 
 impl Uploads {
-    /// Checks a single-shot request before its body is read: 411, 413, 415,
-    /// 400, in the contract's order.
+    /// Checks a single-shot request before its body is read: length
+    /// required, too large, content type, then the rest of the request,
+    /// in the contract's order.
     pub fn check_single(&self, req: &SingleUpload) -> Result<(u64, String), UploadError> {
         let len = req.len.ok_or(UploadError::LengthRequired)?;
         self.limits.check_size(len)?;
@@ -63,7 +64,7 @@ impl Uploads {
             return match claim.status {
                 ClaimStatus::Uploaded => Ok((claim, true)),
                 ClaimStatus::Pending => Err(UploadError::Conflict(
-                    "an upload with this Idempotency-Key is still in progress".into(),
+                    "an upload with this idempotency key is still in progress".into(),
                 )),
             };
         }
@@ -94,7 +95,7 @@ impl Uploads {
             .as_deref()
             .is_some_and(|want| !want.eq_ignore_ascii_case(&actual))
         {
-            // Nothing is stored after a 422: the object goes now (its delete
+            // Nothing is stored after a checksum mismatch: the object goes now (its delete
             // is queued with the claim's removal all the same, should this
             // one fail).
             let _ = self.store.delete(&claim.key).await;
@@ -109,7 +110,7 @@ impl Uploads {
             Transition::Done(c) | Transition::AlreadyDone(c) => Ok((c, false)),
             Transition::Expired(_) => {
                 // The object is whole: left with its claim, the sweeper would
-                // recover it to `uploaded` after this request answered 410.
+                // recover it to `uploaded` after this request was told it expired.
                 self.drop_failed(&claim).await?;
                 Err(UploadError::Expired)
             }
@@ -131,7 +132,7 @@ impl Uploads {
     }
 }
 
-/// 400 for an empty, overlong ([`input::FILENAME`]) or control-character
+/// [`UploadError::Invalid`] for an empty, overlong ([`input::FILENAME`]) or control-character
 /// filename.
 pub(super) fn check_filename(name: &str) -> Result<(), UploadError> {
     let max = input::FILENAME.max_len;
@@ -143,11 +144,11 @@ pub(super) fn check_filename(name: &str) -> Result<(), UploadError> {
     Ok(())
 }
 
-/// 400 unless `sha` is 64 hex digits.
+/// [`UploadError::Invalid`] unless `sha` is 64 hex digits.
 pub(super) fn check_sha256_hex(sha: &str) -> Result<(), UploadError> {
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(UploadError::Invalid(
-            "X-Content-SHA256 must be 64 hex digits".into(),
+            "a SHA-256 must be 64 hex digits".into(),
         ));
     }
     Ok(())
