@@ -4,7 +4,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{post, put, web, HttpRequest, HttpResponse};
 use claimcheck::uploads::InitMultipart;
 
-use super::uploads::{claim_response, idempotency_key, parse_id};
+use super::uploads::{claim_response, idempotency_key, parse_id, started_response};
 use crate::{
     auth::{self, Caller},
     body::{content_length, header, pump, with_pump},
@@ -32,15 +32,11 @@ pub(crate) async fn init(
 ) -> Result<HttpResponse, ApiError> {
     let owner = caller.owner();
     let idempotency_key = idempotency_key(&req)?;
-    let (claim, existing) = state
+    let started = state
         .uploads
         .init_multipart(owner, body.into_inner(), idempotency_key)
         .await?;
-    Ok(claim_response(
-        &state,
-        &claim,
-        if existing { 200 } else { 201 },
-    ))
+    Ok(started_response(&state, &started))
 }
 
 /// `PUT /v1/uploads/{id}/parts/{n}`: the raw part, streamed.
@@ -97,7 +93,11 @@ pub(crate) async fn complete(
 ) -> Result<HttpResponse, ApiError> {
     let owner = caller.owner();
     let claim = state.uploads.complete(owner, parse_id(&id)?).await?;
-    Ok(claim_response(&state, &claim, 200))
+    Ok(claim_response(
+        &state,
+        &claim,
+        actix_web::http::StatusCode::OK,
+    ))
 }
 
 /// A part number from the path. One that is not a number becomes 0, which

@@ -1,11 +1,11 @@
 //! `/v1/uploads`: single-shot uploads, listing, status and discard.
 
 use actix_web::middleware::from_fn;
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, http::StatusCode, post, web, HttpRequest, HttpResponse};
 use claimcheck::{
     domain::{Claim, ClaimStatus},
     input,
-    uploads::{SingleUpload, UploadStatus},
+    uploads::{SingleUpload, Started, UploadStatus},
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -57,9 +57,8 @@ pub(crate) async fn create(
     // After those: the contract's order puts 411, 413 and 415 before 400.
     idempotency_key(&req)?;
     let (body, feed) = pump(payload, len, state.body_idle_timeout, &state.metrics);
-    let (claim, existing) = with_pump(feed, state.uploads.put_single(owner, upload, body)).await?;
-    let status = if existing { 200 } else { 201 };
-    Ok(claim_response(&state, &claim, status))
+    let started = with_pump(feed, state.uploads.put_single(owner, upload, body)).await?;
+    Ok(started_response(&state, &started))
 }
 
 #[derive(Deserialize)]
@@ -152,9 +151,18 @@ pub fn claim_body(state: &AppState, claim: &Claim) -> ClaimBody {
     ClaimBody::new(claim, state.public_base_url.as_deref())
 }
 
+/// A start's answer: 201 for a new upload, 200 for a replay of an earlier
+/// one (same idempotency key), with `Location`.
+pub fn started_response(state: &AppState, started: &Started) -> HttpResponse {
+    let status = match started {
+        Started::Created(_) => StatusCode::CREATED,
+        Started::Replayed(_) => StatusCode::OK,
+    };
+    claim_response(state, started.claim(), status)
+}
+
 /// A claim response with `Location`.
-pub fn claim_response(state: &AppState, claim: &Claim, status: u16) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(status).unwrap_or_default();
+pub fn claim_response(state: &AppState, claim: &Claim, status: StatusCode) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header(("Location", format!("/v1/uploads/{}", claim.id)))
         .json(claim_body(state, claim))

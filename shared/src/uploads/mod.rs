@@ -128,6 +128,25 @@ impl From<crate::db::claims::CreateError> for UploadError {
     }
 }
 
+/// What a start (single-shot or chunked) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// A new upload.
+    Created(Claim),
+    /// An earlier upload, found by the request's idempotency key: a retry,
+    /// nothing new was started.
+    Replayed(Claim),
+}
+
+impl Started {
+    /// The upload's claim, either way.
+    pub fn claim(&self) -> &Claim {
+        match self {
+            Started::Created(c) | Started::Replayed(c) => c,
+        }
+    }
+}
+
 /// The upload service, shared by every request of an API process.
 #[derive(Clone, Debug)]
 pub struct Uploads {

@@ -9,7 +9,7 @@ use super::{
     choose_part_size,
     empty::is_empty_chunked,
     single::{check_filename, check_sha256_hex},
-    UploadError, Uploads,
+    Started, UploadError, Uploads,
 };
 /// How long a complete waits for a concurrent complete of the same claim
 /// before answering that it is busy.
@@ -70,7 +70,7 @@ impl Uploads {
         owner: &str,
         req: InitMultipart,
         idempotency_key: Option<&str>,
-    ) -> Result<(Claim, bool), UploadError> {
+    ) -> Result<Started, UploadError> {
         self.limits.check_size(req.size)?;
         let content_type = self.limits.content_types.check(&req.content_type)?;
         check_filename(&req.filename)?;
@@ -90,31 +90,47 @@ impl Uploads {
             .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)
             .await?;
         if is_empty_chunked(&claim) {
-            return Ok((claim, existing)); // no session: see `empty`
+            // No session: see `empty`.
+            return Ok(if existing {
+                Started::Replayed(claim)
+            } else {
+                Started::Created(claim)
+            });
         }
         match (existing, &claim.upload_id) {
-            (true, Some(_)) => Ok((claim, true)),
+            (true, Some(_)) => Ok(Started::Replayed(claim)),
             // Finished meanwhile (by the sweeper's recovery, say): the answer
             // is that claim, never a session opened on a finished object.
-            (true, None) if claim.status != ClaimStatus::Pending => Ok((claim, true)),
+            (true, None) if claim.status != ClaimStatus::Pending => Ok(Started::Replayed(claim)),
             // A retry of an init whose process died between the claim and the
             // session: open the session now rather than hand back a claim no
             // part can ever be sent to.
-            (true, None) => Ok((self.open_session(claim, &content_type, false).await?, true)),
-            (false, _) => Ok((self.open_session(claim, &content_type, true).await?, false)),
+            (true, None) => {
+                let claim = self
+                    .open_session(claim, &content_type, ClaimOrigin::Retry)
+                    .await?;
+                Ok(Started::Replayed(claim))
+            }
+            (false, _) => {
+                let claim = self
+                    .open_session(claim, &content_type, ClaimOrigin::ThisRequest)
+                    .await?;
+                Ok(Started::Created(claim))
+            }
         }
     }
 
     /// Opens the store's session for a claim and records its id. When that
-    /// fails, the session never outlives the failure, and a `fresh` claim
-    /// (this request's own) is dropped with it. If another request recorded
-    /// a session first, ours is aborted and theirs is the answer.
+    /// fails, the session never outlives the failure, and a claim this
+    /// request created is dropped with it. If another request recorded a
+    /// session first, ours is aborted and theirs is the answer.
     async fn open_session(
         &self,
         claim: Claim,
         content_type: &str,
-        fresh: bool,
+        origin: ClaimOrigin,
     ) -> Result<Claim, UploadError> {
+        let fresh = origin == ClaimOrigin::ThisRequest;
         let upload_id = match self.store.create_multipart(&claim.key, content_type).await {
             Ok(upload_id) => upload_id,
             Err(e) => {
@@ -427,6 +443,15 @@ impl Uploads {
         }
         Ok(parts)
     }
+}
+
+/// Whose claim a session is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClaimOrigin {
+    /// This request created it: a failure drops it.
+    ThisRequest,
+    /// An earlier request did (a retry): it stays for that one.
+    Retry,
 }
 
 /// The size part `n` must have, or [`UploadError::Invalid`] for a part number out of range.

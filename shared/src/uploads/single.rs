@@ -1,6 +1,6 @@
 //! Single-shot uploads: the whole object in one request body.
 
-use super::{UploadError, Uploads};
+use super::{Started, UploadError, Uploads};
 use crate::{
     db::claims::Transition,
     domain::{Claim, ClaimStatus},
@@ -42,14 +42,14 @@ impl Uploads {
 
     /// Stores a single-shot upload: a pending claim first, then the body
     /// streamed to the store with its SHA-256 computed on the way, then the
-    /// claim marked uploaded. Returns the claim and whether it is an earlier
-    /// upload found by its idempotency key (the body then goes unread).
+    /// claim marked uploaded. An earlier upload found by its idempotency key
+    /// is [`Started::Replayed`] (the body then goes unread).
     pub async fn put_single(
         &self,
         owner: &str,
         req: SingleUpload,
         body: ByteStream,
-    ) -> Result<(Claim, bool), UploadError> {
+    ) -> Result<Started, UploadError> {
         let (len, content_type) = self.check_single(&req)?;
         let new = self.new_claim(owner, &req.filename, &content_type, len, req.public, None);
         let (claim, existing) = self
@@ -62,7 +62,7 @@ impl Uploads {
             .await?;
         if existing {
             return match claim.status {
-                ClaimStatus::Uploaded => Ok((claim, true)),
+                ClaimStatus::Uploaded => Ok(Started::Replayed(claim)),
                 ClaimStatus::Pending => Err(UploadError::Conflict(
                     "an upload with this idempotency key is still in progress".into(),
                 )),
@@ -107,7 +107,7 @@ impl Uploads {
             .mark_uploaded(claim.id, Some(&actual), self.limits.unconsumed_ttl)
             .await?
         {
-            Transition::Done(c) | Transition::AlreadyDone(c) => Ok((c, false)),
+            Transition::Done(c) | Transition::AlreadyDone(c) => Ok(Started::Created(c)),
             Transition::Expired(_) => {
                 // The object is whole: left with its claim, the sweeper would
                 // recover it to `uploaded` after this request was told it expired.
