@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use actix_web::{dev::ServerHandle, web, App, HttpResponse, HttpServer};
-use claimcheck::{db, jobs::JobContext, metrics, store::StoreError};
+use claimcheck::{db, jobs::JobContext, metrics, store::probe};
 
 /// A running endpoint.
 pub struct Server {
@@ -55,11 +55,10 @@ async fn ready(ctx: web::Data<JobContext>) -> HttpResponse {
         tokio::time::timeout(timeout, db::ping(&ctx.pool)).await,
         Ok(Ok(()))
     );
-    // A HEAD of a key that never exists: NotFound means the store answered.
-    let probe = format!("{}claimcheck-readyz-probe", ctx.settings.key_prefix);
-    let store = match tokio::time::timeout(timeout, ctx.store.head(&probe)).await {
-        Ok(Ok(_) | Err(StoreError::NotFound)) => "ok",
-        _ => "unavailable",
+    let store = if probe::store_answers(&*ctx.store, &ctx.settings.key_prefix).await {
+        "ok"
+    } else {
+        "unavailable"
     };
     let stalled: Vec<&str> = ctx
         .liveness

@@ -1,9 +1,8 @@
 //! Liveness and readiness.
 
 use actix_web::{get, web, HttpResponse};
-use std::time::Duration;
 
-use claimcheck::{db, store::StoreError};
+use claimcheck::{db, store::probe};
 use serde_json::json;
 
 use crate::{observe, startup::AppState};
@@ -29,17 +28,10 @@ pub(crate) async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "PostgreSQL answers; the store's state is in the body"), (status = 503, description = "PostgreSQL does not answer")))]
 #[get("/readyz")]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let probe = format!("{}readyz-probe", state.key_prefix);
-    let store = match tokio::time::timeout(Duration::from_secs(2), state.store.head(&probe)).await {
-        Ok(Ok(_) | Err(StoreError::NotFound)) => "ok",
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: object store unavailable");
-            "unavailable"
-        }
-        Err(_) => {
-            tracing::warn!("readiness: object store gave no answer within 2s");
-            "unavailable"
-        }
+    let store = if probe::store_answers(&*state.store, &state.key_prefix).await {
+        "ok"
+    } else {
+        "unavailable"
     };
     match db::ping(&state.pool).await {
         Ok(()) => {

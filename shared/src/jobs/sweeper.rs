@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{liveness::Loop, JobContext, JobError};
 use crate::{
     domain::{Claim, ClaimStatus, DeleteReason},
-    store::StoreError,
+    uploads::object_is_whole,
 };
 
 /// What one sweep did.
@@ -102,10 +102,10 @@ async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutc
     let verdicts: Vec<(Claim, Verdict)> = stream::iter(claims)
         .map(|claim| async move {
             let head = ctx.store_call("head", ctx.store.head(&claim.key)).await;
-            let verdict = match head {
-                Ok(meta) if i64::try_from(meta.size).ok() == Some(claim.size) => Verdict::Recover,
-                // Another size: not this upload's object (or a torn one): drop it.
-                Ok(_) | Err(StoreError::NotFound) => Verdict::Expire,
+            let verdict = match object_is_whole(&claim, head) {
+                Ok(true) => Verdict::Recover,
+                // Missing, or another size (a torn object): drop it.
+                Ok(false) => Verdict::Expire,
                 Err(e) => {
                     tracing::warn!(key = %claim.key, error = %e, "cannot check an expired claim's object; sweeping it later");
                     Verdict::Postpone

@@ -17,6 +17,7 @@ pub mod download;
 pub mod fs;
 pub mod instrumented;
 pub mod key;
+pub mod probe;
 pub mod s3;
 pub mod signed_url;
 

@@ -325,6 +325,23 @@ impl Uploads {
     }
 }
 
+/// The one rule for "the object is whole": the store holds an object at the
+/// claim's key of exactly the claim's declared size. `head` is the store's
+/// answer for the key; `Ok(false)` for no object or another size (a torn
+/// or foreign object), the store's error when it could not tell.
+/// Complete uses it after a lost session, the sweeper before it recovers an
+/// expired claim.
+pub fn object_is_whole(
+    claim: &Claim,
+    head: Result<crate::store::ObjectMeta, StoreError>,
+) -> Result<bool, StoreError> {
+    match head {
+        Ok(meta) => Ok(i64::try_from(meta.size).ok() == Some(claim.size)),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn is_expired(claim: &Claim) -> bool {
     claim.expires_at.is_some_and(|t| t <= chrono::Utc::now())
 }

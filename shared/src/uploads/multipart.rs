@@ -8,9 +8,11 @@ use uuid::Uuid;
 use super::{
     choose_part_size,
     empty::is_empty_chunked,
+    object_is_whole,
     single::{check_filename, check_sha256_hex},
     Started, UploadError, Uploads,
 };
+
 /// How long a complete waits for a concurrent complete of the same claim
 /// before answering that it is busy.
 const COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -370,7 +372,7 @@ impl Uploads {
             // either assembled by a process that died before marking the
             // claim (the object is whole: finish the job), or aborted.
             match e {
-                StoreError::NoSuchUpload if self.object_is_whole(claim).await => {}
+                StoreError::NoSuchUpload if self.holds_whole_object(claim).await => {}
                 StoreError::NoSuchUpload => {
                     return Err(UploadError::Conflict("the upload was aborted".into()))
                 }
@@ -400,10 +402,10 @@ impl Uploads {
         }
     }
 
-    /// Whether the store holds the claim's whole object (its declared size).
-    pub(super) async fn object_is_whole(&self, claim: &Claim) -> bool {
-        matches!(self.store.head(&claim.key).await,
-            Ok(meta) if meta.size == claim.size as u64)
+    /// Whether the store holds the claim's whole object ([`object_is_whole`]);
+    /// a store that cannot tell counts as no.
+    async fn holds_whole_object(&self, claim: &Claim) -> bool {
+        object_is_whole(claim, self.store.head(&claim.key).await).unwrap_or(false)
     }
 
     /// Parts by number with their etags: those the API recorded, and, for a
