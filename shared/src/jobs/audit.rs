@@ -167,16 +167,7 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
         )
         .await?;
     report.sessions_scanned = sessions.len();
-    for chunk in sessions.chunks(1000) {
-        let ids: Vec<String> = chunk.iter().map(|s| s.upload_id.clone()).collect();
-        let known = ctx.claims.known_upload_ids(&ids).await?;
-        report.orphan_sessions.extend(
-            chunk
-                .iter()
-                .filter(|s| !known.contains(&s.upload_id))
-                .cloned(),
-        );
-    }
+    report.orphan_sessions = super::orphan_sessions(ctx, sessions).await?;
     Ok(report)
 }
 

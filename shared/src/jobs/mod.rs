@@ -32,7 +32,7 @@ use crate::{
     store::{
         fs::FsStore,
         s3::{S3Store, DEFAULT_TIMEOUT as DEFAULT_S3_TIMEOUT},
-        ObjectStore, StoreError,
+        MultipartSession, ObjectStore, StoreError,
     },
 };
 
@@ -229,6 +229,58 @@ pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToke
             tracing::error!(error = %e, "a job loop panicked");
         }
     }
+}
+
+/// Runs `step` every `interval` (after each run, successful or not) until
+/// `cancel` fires; a run in progress is dropped at cancel (steps are safe to
+/// cut: they hold no transaction across store I/O). A `watched` loop stamps
+/// its liveness before each run.
+pub(crate) async fn periodic<'a, T, F, Fut>(
+    ctx: &'a JobContext,
+    cancel: &CancellationToken,
+    what: &'static str,
+    interval: Duration,
+    watched: Option<liveness::Loop>,
+    step: F,
+) where
+    F: Fn(&'a JobContext) -> Fut,
+    Fut: Future<Output = Result<T, JobError>>,
+{
+    while !cancel.is_cancelled() {
+        if let Some(which) = watched {
+            ctx.liveness.beat(which);
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            result = step(ctx) => if let Err(e) = result {
+                tracing::warn!(error = %e, job = what, ?interval, "job step failed; retrying after the interval");
+            },
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// The sessions of `sessions` that no claim and no delete-queue row knows
+/// (leaked parts): the reaper aborts them, the audit reports them.
+pub(crate) async fn orphan_sessions(
+    ctx: &JobContext,
+    sessions: Vec<MultipartSession>,
+) -> Result<Vec<MultipartSession>, DbError> {
+    let mut orphans = Vec::new();
+    for chunk in sessions.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(|s| s.upload_id.clone()).collect();
+        let known = ctx.claims.known_upload_ids(&ids).await?;
+        orphans.extend(
+            chunk
+                .iter()
+                .filter(|s| !known.contains(&s.upload_id))
+                .cloned(),
+        );
+    }
+    Ok(orphans)
 }
 
 /// Refreshes the database gauges every [`JobSettings::gauge_interval`].

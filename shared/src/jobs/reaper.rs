@@ -43,17 +43,7 @@ pub async fn reap_once(ctx: &JobContext) -> Result<ReapOutcome, JobError> {
         examined: sessions.len(),
         ..ReapOutcome::default()
     };
-    let mut orphans = Vec::new();
-    for chunk in sessions.chunks(1000) {
-        let ids: Vec<String> = chunk.iter().map(|s| s.upload_id.clone()).collect();
-        let known = ctx.claims.known_upload_ids(&ids).await?;
-        orphans.extend(
-            chunk
-                .iter()
-                .filter(|s| !known.contains(&s.upload_id))
-                .cloned(),
-        );
-    }
+    let orphans = super::orphan_sessions(ctx, sessions).await?;
     let results: Vec<bool> = stream::iter(orphans)
         .map(|session| async move {
             let result = ctx
@@ -88,16 +78,6 @@ pub async fn reap_once(ctx: &JobContext) -> Result<ReapOutcome, JobError> {
 
 /// The reaper's loop: a reap every [`super::JobSettings::reap_interval`].
 pub async fn run(ctx: JobContext, cancel: CancellationToken) {
-    while !cancel.is_cancelled() {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            result = reap_once(&ctx) => if let Err(e) = result {
-                tracing::warn!(error = %e, "orphan reap failed; retrying after the reap interval");
-            },
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(ctx.settings.reap_interval) => {}
-        }
-    }
+    let interval = ctx.settings.reap_interval;
+    super::periodic(&ctx, &cancel, "orphan reap", interval, None, reap_once).await;
 }

@@ -154,17 +154,7 @@ async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutc
 /// `cancel` fires. Cancel stops a sweep wherever it is: each batch is its own
 /// transaction, so what was not committed is simply swept next time.
 pub async fn run(ctx: JobContext, cancel: CancellationToken) {
-    while !cancel.is_cancelled() {
-        ctx.liveness.beat(Loop::Sweeper);
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            result = sweep_once(&ctx) => if let Err(e) = result {
-                tracing::warn!(error = %e, "sweep failed; retrying after the sweep interval");
-            },
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(ctx.settings.sweep_interval) => {}
-        }
-    }
+    let interval = ctx.settings.sweep_interval;
+    let watched = Some(Loop::Sweeper);
+    super::periodic(&ctx, &cancel, "sweep", interval, watched, sweep_once).await;
 }
