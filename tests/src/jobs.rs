@@ -56,47 +56,96 @@ pub struct Planted {
     pub key: String,
 }
 
-/// Plants a claim for `key` in `status` (`pending` or `uploaded`) of `size`
-/// bytes, expiring `expires_in_ms` from the database's now (negative: already
-/// expired), with a multipart session id if given.
-pub async fn plant_claim(
-    db: &TestDb,
-    key: &str,
-    status: &str,
+/// A claim to plant by SQL, behind the upload service's back: owner
+/// `owner-1`, 1 byte, no multipart session, expiring in a minute, unless
+/// the builder says otherwise.
+///
+/// ```ignore
+/// PlantClaim::pending(&key).size(100).session(&upload_id).expired().plant(&db).await;
+/// ```
+#[derive(Debug, Clone)]
+pub struct PlantClaim {
+    key: String,
+    status: &'static str,
     size: i64,
-    upload_id: Option<&str>,
+    upload_id: Option<String>,
     expires_in_ms: f64,
-) -> Planted {
-    let id = Uuid::now_v7();
-    let (part_size, part_count) = match upload_id {
-        Some(_) => (Some(size.max(1)), Some(1i32)),
-        None => (None, None),
-    };
-    db.client()
-        .await
-        .execute(
-            "INSERT INTO claimcheck.upload_claims
-               (id, object_key, upload_id, owner, filename, content_type, size, status,
-                part_size, part_count, expires_at, uploaded_at)
-             VALUES ($1, $2, $3, 'owner-1', 'f.bin', 'application/octet-stream', $4, $5,
-                     $6, $7, now() + make_interval(secs => $8::float8 / 1000),
-                     CASE WHEN $5 = 'uploaded' THEN now() END)",
-            &[
-                &id,
-                &key,
-                &upload_id,
-                &size,
-                &status,
-                &part_size,
-                &part_count,
-                &expires_in_ms,
-            ],
-        )
-        .await
-        .expect("plant a claim");
-    Planted {
-        id,
-        key: key.to_owned(),
+}
+
+impl PlantClaim {
+    fn new(key: &str, status: &'static str) -> Self {
+        Self {
+            key: key.to_owned(),
+            status,
+            size: 1,
+            upload_id: None,
+            expires_in_ms: 60_000.0,
+        }
+    }
+
+    /// A pending claim for `key`.
+    pub fn pending(key: &str) -> Self {
+        Self::new(key, "pending")
+    }
+
+    /// An uploaded claim for `key`.
+    pub fn uploaded(key: &str) -> Self {
+        Self::new(key, "uploaded")
+    }
+
+    /// Of `size` bytes.
+    pub fn size(mut self, size: i64) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// A chunked upload with this multipart session (one part).
+    pub fn session(mut self, upload_id: &str) -> Self {
+        self.upload_id = Some(upload_id.to_owned());
+        self
+    }
+
+    /// Expired a second ago (by the database's clock).
+    pub fn expired(self) -> Self {
+        self.expires_in_ms(-1000.0)
+    }
+
+    /// Expiring `ms` milliseconds from the database's now (negative: past).
+    pub fn expires_in_ms(mut self, ms: f64) -> Self {
+        self.expires_in_ms = ms;
+        self
+    }
+
+    /// Inserts it.
+    pub async fn plant(self, db: &TestDb) -> Planted {
+        let id = Uuid::now_v7();
+        let (part_size, part_count) = match self.upload_id {
+            Some(_) => (Some(self.size.max(1)), Some(1i32)),
+            None => (None, None),
+        };
+        db.client()
+            .await
+            .execute(
+                "INSERT INTO claimcheck.upload_claims
+                   (id, object_key, upload_id, owner, filename, content_type, size, status,
+                    part_size, part_count, expires_at, uploaded_at)
+                 VALUES ($1, $2, $3, 'owner-1', 'f.bin', 'application/octet-stream', $4, $5,
+                         $6, $7, now() + make_interval(secs => $8::float8 / 1000),
+                         CASE WHEN $5 = 'uploaded' THEN now() END)",
+                &[
+                    &id,
+                    &self.key,
+                    &self.upload_id,
+                    &self.size,
+                    &self.status,
+                    &part_size,
+                    &part_count,
+                    &self.expires_in_ms,
+                ],
+            )
+            .await
+            .expect("plant a claim");
+        Planted { id, key: self.key }
     }
 }
 

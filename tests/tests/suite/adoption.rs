@@ -14,18 +14,18 @@ use claimcheck::{
 };
 use claimcheck_tests::{
     db::TestDb,
-    jobs::{context, count, exists, fast_settings, plant_claim, put_object},
+    jobs::{context, count, exists, fast_settings, put_object, PlantClaim},
     stores::{s3_store, test_prefix},
 };
 use uuid::Uuid;
 
-/// `plant_claim`'s owner.
+/// [`PlantClaim`]'s owner.
 const OWNER: &str = "owner-1";
 
 /// Plants an uploaded claim of `OWNER` for `key`, already past its
 /// unconsumed TTL (so the sweeper wants it unless it is consumed).
 async fn uploaded(db: &TestDb, key: &str) -> String {
-    plant_claim(db, key, "uploaded", 1, None, -1000.0).await.key
+    PlantClaim::uploaded(key).expired().plant(db).await.key
 }
 
 async fn queue(db: &TestDb) -> Vec<(String, String)> {
@@ -104,9 +104,7 @@ async fn a_rollback_keeps_the_claim_and_a_commit_makes_the_object_permanent() {
 async fn a_pending_key_among_uploaded_ones_consumes_nothing_and_is_named() {
     let db = TestDb::new().await;
     let (a, b) = (uploaded(&db, "k/a").await, uploaded(&db, "k/b").await);
-    let pending = plant_claim(&db, "k/p", "pending", 1, None, 60_000.0)
-        .await
-        .key;
+    let pending = PlantClaim::pending("k/p").plant(&db).await.key;
     let mut client = db.client().await;
     let mut tx = client.transaction().await.unwrap();
     let mut files = Files::new(&mut tx);

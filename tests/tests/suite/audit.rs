@@ -11,7 +11,7 @@ use claimcheck::{
 };
 use claimcheck_tests::{
     db::TestDb,
-    jobs::{context, fast_settings, plant_claim, put_object, sessions},
+    jobs::{context, fast_settings, put_object, sessions, PlantClaim},
     procs::{plain_stdout, run_worker_command, s3_worker_env},
     stores::{s3_store, test_prefix},
 };
@@ -32,7 +32,11 @@ async fn the_reaper_aborts_unknown_sessions_and_leaves_known_and_young_ones() {
         .unwrap();
     let live_key = format!("{prefix}live");
     let live = store.create_multipart(&live_key, ct).await.unwrap();
-    plant_claim(&db, &live_key, "pending", 10, Some(&live), 60_000.0).await;
+    PlantClaim::pending(&live_key)
+        .size(10)
+        .session(&live)
+        .plant(&db)
+        .await;
     let queued_key = format!("{prefix}queued");
     let queued = store.create_multipart(&queued_key, ct).await.unwrap();
     ctx.queue
@@ -79,7 +83,7 @@ async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
     // Consistent: each object accounted for once, a pending claim without
     // its object yet, a session its claim knows.
     put_object(&*store, &k("claimed"), 3).await;
-    plant_claim(&db, &k("claimed"), "uploaded", 3, None, 60_000.0).await;
+    PlantClaim::uploaded(&k("claimed")).size(3).plant(&db).await;
     put_object(&*store, &k("queued"), 3).await;
     ctx.queue
         .enqueue(&[NewDelete {
@@ -95,7 +99,11 @@ async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
         .create_multipart(&k("pending"), "text/plain")
         .await
         .unwrap();
-    plant_claim(&db, &k("pending"), "pending", 3, Some(&upload), 60_000.0).await;
+    PlantClaim::pending(&k("pending"))
+        .size(3)
+        .session(&upload)
+        .plant(&db)
+        .await;
     let clean = audit::audit(&ctx).await.unwrap();
     assert!(clean.is_clean(), "{clean}");
     let ok = run_worker_command(&s3_worker_env(&db.url, &prefix, None), &["audit"]);
@@ -108,7 +116,10 @@ async fn the_audit_finds_every_planted_inconsistency_and_nothing_else() {
     // Planted: one of each kind.
     put_object(&*store, &k("leaked"), 3).await;
     insert_registry_row(&db, &k("lost")).await;
-    plant_claim(&db, &k("vanished"), "uploaded", 3, None, 60_000.0).await;
+    PlantClaim::uploaded(&k("vanished"))
+        .size(3)
+        .plant(&db)
+        .await;
     let orphan = store
         .create_multipart(&k("orphan"), "text/plain")
         .await

@@ -10,7 +10,7 @@ use claimcheck::{
 };
 use claimcheck_tests::{
     db::TestDb,
-    jobs::{context, count, exists, fast_settings, plant_claim, put_object, sessions},
+    jobs::{context, count, exists, fast_settings, put_object, sessions, PlantClaim},
     stores::{bytes_body, fs_store, s3_store, test_prefix},
 };
 
@@ -51,7 +51,12 @@ async fn expired_multipart_claim_case(store: Arc<dyn ObjectStore>) {
     let ctx = context(&db, store.clone(), fast_settings(&prefix));
     let key = format!("{prefix}expired.bin");
     let (upload_id, etag) = session_with_a_part(&*store, &key).await;
-    let claim = plant_claim(&db, &key, "pending", 100, Some(&upload_id), -1000.0).await;
+    let claim = PlantClaim::pending(&key)
+        .size(100)
+        .session(&upload_id)
+        .expired()
+        .plant(&db)
+        .await;
     db.client()
         .await
         .execute(
@@ -62,7 +67,10 @@ async fn expired_multipart_claim_case(store: Arc<dyn ObjectStore>) {
         .await
         .unwrap();
     // Not yet expired: left alone.
-    let fresh = plant_claim(&db, &format!("{prefix}fresh"), "pending", 5, None, 60_000.0).await;
+    let fresh = PlantClaim::pending(&format!("{prefix}fresh"))
+        .size(5)
+        .plant(&db)
+        .await;
 
     let outcome = sweeper::sweep_once(&ctx).await.unwrap();
     assert_eq!((outcome.expired, outcome.recovered), (1, 0), "{outcome:?}");
@@ -176,7 +184,11 @@ async fn a_completed_but_unmarked_claim_is_recovered_not_swept() {
     // The store finished, the process died before the database heard of it.
     let whole = format!("{prefix}whole.bin");
     put_object(&*store, &whole, 42).await;
-    let recovered = plant_claim(&db, &whole, "pending", 42, None, -1000.0).await;
+    let recovered = PlantClaim::pending(&whole)
+        .size(42)
+        .expired()
+        .plant(&db)
+        .await;
     // Same for a multipart upload: its object exists only after complete.
     let mp = format!("{prefix}mp.bin");
     let (upload_id, etag) = session_with_a_part(&*store, &mp).await;
@@ -191,11 +203,20 @@ async fn a_completed_but_unmarked_claim_is_recovered_not_swept() {
         )
         .await
         .unwrap();
-    let recovered_mp = plant_claim(&db, &mp, "pending", 100, Some(&upload_id), -1000.0).await;
+    let recovered_mp = PlantClaim::pending(&mp)
+        .size(100)
+        .session(&upload_id)
+        .expired()
+        .plant(&db)
+        .await;
     // An object of another size is not this upload: swept.
     let torn = format!("{prefix}torn.bin");
     put_object(&*store, &torn, 10).await;
-    let swept = plant_claim(&db, &torn, "pending", 99, None, -1000.0).await;
+    let swept = PlantClaim::pending(&torn)
+        .size(99)
+        .expired()
+        .plant(&db)
+        .await;
 
     let outcome = sweeper::sweep_once(&ctx).await.unwrap();
     assert_eq!((outcome.recovered, outcome.expired), (2, 1), "{outcome:?}");
@@ -222,7 +243,11 @@ async fn unconsumed_uploads_are_swept_after_their_ttl_unless_it_is_zero() {
     let store = s3().await;
     let key = format!("{prefix}unconsumed.bin");
     put_object(&*store, &key, 3).await;
-    plant_claim(&db, &key, "uploaded", 3, None, -1000.0).await;
+    PlantClaim::uploaded(&key)
+        .size(3)
+        .expired()
+        .plant(&db)
+        .await;
 
     let mut keep = fast_settings(&prefix);
     keep.unconsumed_ttl = None;
@@ -263,7 +288,12 @@ async fn a_sweeper_racing_complete_leaves_one_winner_and_no_orphan() {
     let mut uploads = Vec::new();
     for (i, (key, (upload_id, etag))) in sessions_made.into_iter().enumerate() {
         let expires_in = 150.0 + 25.0 * i as f64 - start.elapsed().as_millis() as f64;
-        let claim = plant_claim(&db, &key, "pending", 100, Some(&upload_id), expires_in).await;
+        let claim = PlantClaim::pending(&key)
+            .size(100)
+            .session(&upload_id)
+            .expires_in_ms(expires_in)
+            .plant(&db)
+            .await;
         uploads.push((claim, upload_id, etag));
     }
     let completer = {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use claimcheck::{jobs::audit, store::ObjectStore};
 use claimcheck_tests::{
     db::TestDb,
-    jobs::{context, fast_settings, plant_claim, put_objects},
+    jobs::{context, fast_settings, put_objects, PlantClaim},
     stores::{fs_store, test_prefix},
 };
 
@@ -43,7 +43,7 @@ async fn the_audit_merges_page_by_page_in_bounded_memory() {
         .await
         .unwrap();
     let claim_without_object = format!("{prefix}priv/b/00999-");
-    plant_claim(&db, &claim_without_object, "uploaded", 1, None, 60_000.0).await;
+    PlantClaim::uploaded(&claim_without_object).plant(&db).await;
 
     let report = audit::audit(&ctx).await.unwrap();
     assert_eq!(report.objects_scanned, 2600);

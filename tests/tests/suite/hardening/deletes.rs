@@ -13,7 +13,7 @@ use claimcheck::{
 use claimcheck_tests::{
     app::{Store, TestApp},
     db::TestDb,
-    jobs::{context, delete, exists, fast_settings, plant_claim, put_object},
+    jobs::{context, delete, exists, fast_settings, put_object, PlantClaim},
     stores::{fs_store, test_prefix},
 };
 use futures::future::join_all;
@@ -38,7 +38,7 @@ async fn the_worker_parks_rows_of_live_keys_instead_of_deleting() {
     for key in [&registered, &claimed, &gone] {
         put_object(&*store, key, 3).await;
     }
-    plant_claim(&db, &claimed, "uploaded", 3, None, 60_000.0).await;
+    PlantClaim::uploaded(&claimed).size(3).plant(&db).await;
     db.client()
         .await
         .execute(
@@ -146,7 +146,10 @@ async fn schedule_delete_raises_22023_outside_the_key_space_and_55000_for_a_clai
         matches!(refused, Err(settings::PrefixError::Mismatch { .. })),
         "{refused:?}"
     );
-    plant_claim(&db, "app1/priv/claimed", "uploaded", 3, None, 60_000.0).await;
+    PlantClaim::uploaded("app1/priv/claimed")
+        .size(3)
+        .plant(&db)
+        .await;
     let mut client = db.client().await;
     for (key, code) in [
         ("app10/priv/x", "22023"),
