@@ -11,7 +11,6 @@ pub mod objects;
 pub mod parts;
 pub mod settings;
 pub mod tls;
-pub mod uploads;
 
 use std::time::Duration;
 
