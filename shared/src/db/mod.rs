@@ -11,6 +11,7 @@ pub mod objects;
 pub mod parts;
 pub mod settings;
 pub mod tls;
+pub mod tokens;
 
 use std::time::Duration;
 
