@@ -7,14 +7,9 @@
 //! [`writer`] (the writer lease) and [`sweep`] (expiry, recovery, what the
 //! reaper and the audit read).
 //!
-//! Which module owns a statement (the rule of every module under
-//! [`crate::db`]): the table it writes; for a read, the table whose rows it
-//! returns. A table read only in a join, an `EXISTS` or a `UNION` arm does
-//! not move a statement, and a write to another table in the same
-//! transaction is a call into that table's module
-//! ([`super::DeleteQueue::enqueue_in`], [`super::PartStore::delete_by_claim_in`]).
 //! Consuming a claim moves it into `claimcheck.objects` through the SQL
-//! function, so it lives in [`super::objects`].
+//! function, so that statement is in [`super::objects`] (the rule is in
+//! [`crate::db`]).
 
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{claim_from_row, ClaimStore, COLUMNS};
 use crate::db::{
     deletes::{DeleteQueue, NewDelete},
-    secs, DbError, PartStore,
+    keys_in_range, secs, DbError, KeyRange, PartStore, KEY_RANGE,
 };
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
@@ -135,5 +135,20 @@ impl ClaimStore {
             )
             .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+}
+
+impl ClaimStore {
+    /// The keys of uploaded claims in `range` (see [`KeyRange`]), for the
+    /// audit: each must have its object.
+    pub async fn uploaded_keys_between(
+        &self,
+        range: &KeyRange<'_>,
+    ) -> Result<Vec<String>, DbError> {
+        let sql = format!(
+            "SELECT object_key FROM claimcheck.upload_claims
+              WHERE status = 'uploaded' AND {KEY_RANGE}"
+        );
+        keys_in_range(&self.pool, &sql, range).await
     }
 }
