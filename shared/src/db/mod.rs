@@ -27,6 +27,7 @@
 
 pub mod claims;
 pub mod deletes;
+pub mod listen;
 pub mod objects;
 pub mod parts;
 pub mod settings;
