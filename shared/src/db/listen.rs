@@ -88,7 +88,9 @@ impl Drop for Wakeups {
     }
 }
 
-fn is_plain_identifier(name: &str) -> bool {
+/// Whether `name` can go into a statement unquoted as it is: lower-case
+/// ASCII letters, digits and `_`, not starting with a digit.
+pub(crate) fn is_plain_identifier(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && name
             .bytes()

@@ -213,6 +213,33 @@ async fn run_locked(client: &mut tokio_postgres::Client) -> Result<MigrationRepo
     })
 }
 
+/// Creates the database `name` through `admin_url` (a connection to
+/// another database of the cluster) unless it exists (`dev`'s private
+/// cluster).
+///
+/// # Panics
+///
+/// When `name` is not a plain lower-case identifier (it is written into the
+/// statement as it is).
+pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<(), DbError> {
+    assert!(
+        listen::is_plain_identifier(name),
+        "database name {name:?} is not a plain identifier"
+    );
+    let (client, connection) = connect_one(admin_url).await?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Whether PostgreSQL answers a trivial query through the pool (`/readyz`).
 pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     let client = pool.get().await?;
