@@ -2,9 +2,9 @@
 //! creation to consumption or sweep.
 //!
 //! This module holds [`ClaimStore`], the column list and the row mapping;
-//! the statements are split by concern: [`create`] (cap and idempotency
-//! key), [`lifecycle`] (an upload's progress, drops and discards, listings),
-//! [`writer`] (the writer lease) and [`sweep`] (expiry, recovery, what the
+//! the statements are split by concern: `create` (cap and idempotency
+//! key), `lifecycle` (an upload's progress, drops and discards, listings),
+//! `writer` (the writer lease) and `sweep` (expiry, recovery, what the
 //! reaper and the audit read).
 //!
 //! Consuming a claim moves it into `claimcheck.objects` through the SQL

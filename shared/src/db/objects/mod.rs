@@ -2,9 +2,9 @@
 //! adopted.
 //!
 //! Consume and schedule-delete are the SQL functions of the contract
-//! (`claimcheck.consume_claims`, `claimcheck.schedule_delete`); [`adopt`]
+//! (`claimcheck.consume_claims`, `claimcheck.schedule_delete`); `adopt`
 //! calls them, inside a caller's transaction or in one of its own, so SQL
-//! callers and Rust callers share one implementation. [`audit`] holds the
+//! callers and Rust callers share one implementation. `audit` holds the
 //! audit's reads: the registry's keys, and which keys nothing accounts for.
 
 mod adopt;
