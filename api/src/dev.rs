@@ -173,18 +173,7 @@ async fn start_private_cluster(dir: &Path) -> anyhow::Result<(DevPostgres, Strin
         .arg(data_dir.join("server.log"))
         .arg("start"))?;
     let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let (client, connection) = db::connect_one(&admin).await?;
-    tokio::spawn(connection);
-    let exists = client
-        .query_opt(
-            "SELECT 1 FROM pg_database WHERE datname = 'claimcheck'",
-            &[],
-        )
-        .await?
-        .is_some();
-    if !exists {
-        client.batch_execute("CREATE DATABASE claimcheck").await?;
-    }
+    db::create_database_if_missing(&admin, "claimcheck").await?;
     println!(
         "dev PostgreSQL on 127.0.0.1:{port} (data in {})",
         data_dir.display()

@@ -1,7 +1,8 @@
 //! [`Files`]: adopting uploads from Rust business code, inside the business's
 //! own PostgreSQL transaction.
 //!
-//! The rules live in the SQL functions (`claimcheck.consume_claims`,
+//! No SQL here: the statements are [`ObjectRegistry`]'s. The rules live in
+//! the SQL functions (`claimcheck.consume_claims`,
 //! `claimcheck.schedule_delete`), reached through [`ObjectRegistry`]: SQL
 //! callers, Rust callers and the HTTP API share one implementation. Nothing
 //! here commits: the caller's commit makes the adoption (and the queued
@@ -32,7 +33,7 @@ use tokio_postgres::Transaction;
 
 pub use crate::db::objects::{ConsumeError, ScheduleError};
 use crate::{
-    db::{objects::object_from_row, DbError, ObjectRegistry},
+    db::{DbError, ObjectRegistry},
     domain::{DeleteReason, RegistryObject},
 };
 
@@ -114,25 +115,7 @@ impl<'a, 't> Files<'a, 't> {
         keys: &[String],
         window: Duration,
     ) -> Result<Option<Vec<RegistryObject>>, DbError> {
-        let distinct: BTreeSet<&String> = keys.iter().collect();
-        let keys: Vec<&String> = distinct.iter().copied().collect();
-        let rows = self
-            .tx
-            .query(
-                "SELECT * FROM claimcheck.objects
-                  WHERE object_key = ANY ($1) AND owner = $2
-                    AND consumed_at > now() - make_interval(secs => $3)
-                  ORDER BY object_key",
-                &[&keys, &owner, &window.as_secs_f64()],
-            )
-            .await?;
-        if rows.len() != keys.len() {
-            return Ok(None);
-        }
-        rows.iter()
-            .map(object_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        ObjectRegistry::consumed_within_in(&*self.tx, owner, keys, window).await
     }
 }
 

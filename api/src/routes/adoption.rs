@@ -2,9 +2,10 @@
 //! registry, read registry rows, schedule deletes. Download URLs are in
 //! [`downloads`].
 //!
-//! The rules are the SQL functions', reached through [`Files`] and
-//! [`ObjectRegistry`]; these handlers only add what HTTP needs (the consume
-//! retry, validation before the database).
+//! The rules are the SQL functions', reached through [`ObjectRegistry`],
+//! which also runs the transactions (and tells a retried consume apart);
+//! these handlers only add what HTTP needs: validation before the database,
+//! and the mapping of outcomes to answers.
 
 pub mod downloads;
 
@@ -13,9 +14,8 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{get, post, web, HttpResponse};
 use claimcheck::{
-    db::{DbError, ObjectRegistry, ScheduleError},
+    db::{ConsumeError, ObjectRegistry, ScheduleError},
     domain::{DeleteReason, RegistryObject},
-    files::{ConsumeError, Files},
     input,
     store::validate_key,
 };
@@ -110,32 +110,20 @@ pub(crate) async fn consume(
     for key in &keys {
         input::KEY.check(key)?;
     }
-    let mut client = state.pool.get().await.map_err(DbError::from)?;
-    let mut tx = client.transaction().await.map_err(DbError::from)?;
-    let mut files = Files::new(&mut tx);
-    let mut objects = match files.consume(&owner, &keys).await {
-        Ok(objects) => objects,
-        Err(ConsumeError::Missing(missing)) => {
-            // Missing because this very consume committed before (and its
-            // answer was lost)? Then answer it again; else nothing happened.
-            match files.consumed_within(&owner, &keys, RETRY_WINDOW).await? {
-                Some(objects) => objects,
-                None => {
-                    return Err(ApiError::NotFound {
-                        message: format!(
-                            "claims not found, pending or owned by someone else: {}",
-                            missing.join(", ")
-                        ),
-                        missing: Some(missing),
-                    })
-                }
-            }
-        }
-        Err(ConsumeError::Db(e)) => return Err(e.into()),
-        Err(ConsumeError::Schedule(e)) => return Err(schedule_error(e)),
-    };
-    tx.commit().await.map_err(DbError::from)?;
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let objects = ObjectRegistry::new(state.pool.clone())
+        .consume_or_replay(&owner, &keys, RETRY_WINDOW)
+        .await
+        .map_err(|e| match e {
+            ConsumeError::Missing(missing) => ApiError::NotFound {
+                message: format!(
+                    "claims not found, pending or owned by someone else: {}",
+                    missing.join(", ")
+                ),
+                missing: Some(missing),
+            },
+            ConsumeError::Db(e) => e.into(),
+            ConsumeError::Schedule(e) => schedule_error(e),
+        })?;
     let objects = objects.iter().map(|o| object_body(&state, o)).collect();
     Ok(HttpResponse::Ok().json(ConsumedObjects { objects }))
 }
@@ -187,18 +175,11 @@ pub(crate) async fn schedule_deletes(
         validate_key(&key).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
         deletes.push((key, reason));
     }
-    let mut client = state.pool.get().await.map_err(DbError::from)?;
-    let tx = client.transaction().await.map_err(DbError::from)?;
-    for (key, reason) in &deletes {
-        // A refusal drops the transaction: nothing of this request is queued.
-        ObjectRegistry::schedule_delete_in(&*tx, key, *reason)
-            .await
-            .map_err(schedule_error)?;
-    }
-    tx.commit().await.map_err(DbError::from)?;
-    Ok(HttpResponse::Accepted().json(DeletesAccepted {
-        queued: deletes.len(),
-    }))
+    let queued = ObjectRegistry::new(state.pool.clone())
+        .schedule_deletes(&deletes)
+        .await
+        .map_err(schedule_error)?;
+    Ok(HttpResponse::Accepted().json(DeletesAccepted { queued }))
 }
 
 /// A refused delete: 400 outside the key space, 409 for a live claim.

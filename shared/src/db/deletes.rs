@@ -109,7 +109,7 @@ impl DeleteQueue {
         let rows = tx
             .query(
                 "INSERT INTO claimcheck.pending_deletes (object_key, upload_id, reason)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                 SELECT k, u, r FROM unnest($1::text[], $2::text[], $3::text[]) AS i(k, u, r)
                  RETURNING id",
                 &[&keys, &uploads, &reasons],
             )

@@ -1,5 +1,25 @@
 //! PostgreSQL: the connection pool, migrations, and the stores.
 //!
+//! All SQL of the service is in this module, one submodule per table:
+//! [`claims`] (`upload_claims`), [`parts`] (`upload_parts`), [`objects`]
+//! (`objects`, and the SQL functions `consume_claims` and
+//! `schedule_delete`), [`deletes`] (`pending_deletes`), [`tokens`]
+//! (`api_tokens`), [`settings`]; [`listen`] is the LISTEN connection. Code
+//! outside calls their functions and never holds a statement or drives a
+//! transaction itself (except [`crate::files::Files`], which works inside
+//! its caller's transaction, through [`ObjectRegistry`]).
+//!
+//! Which module owns a statement: the table it writes; for a read, the
+//! table whose rows it returns. A table read only in a join, an `EXISTS`
+//! or a `UNION` arm does not move a statement, and a write to another table
+//! in the same transaction is a call into that table's module
+//! ([`DeleteQueue::enqueue_in`], [`PartStore::delete_by_claim_in`]). Two
+//! reads return keys of several tables alike: the delete worker's live-key
+//! check is the queue's ([`DeleteQueue::live_keys`], it guards the queue's
+//! deletes), and the audit's accounting is the registry's
+//! ([`ObjectRegistry::unaccounted`]). Columns are always named, never `*`:
+//! a column added later must not change what a cached statement returns.
+//!
 //! Every statement whose outcome can race another pod's is conditional
 //! (`WHERE status = 'pending' AND ...`) and its row count is read: the stores
 //! return what happened (an outcome enum), not just "ok". No transaction is
@@ -7,11 +27,12 @@
 
 pub mod claims;
 pub mod deletes;
+pub mod listen;
 pub mod objects;
 pub mod parts;
 pub mod settings;
 pub mod tls;
-pub mod uploads;
+pub mod tokens;
 
 use std::time::Duration;
 
@@ -20,7 +41,7 @@ use tokio_postgres::error::SqlState;
 
 pub use claims::ClaimStore;
 pub use deletes::DeleteQueue;
-pub use objects::{ObjectRegistry, ScheduleError};
+pub use objects::{ConsumeError, ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
 pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};
 
@@ -192,11 +213,78 @@ async fn run_locked(client: &mut tokio_postgres::Client) -> Result<MigrationRepo
     })
 }
 
+/// Creates the database `name` through `admin_url` (a connection to
+/// another database of the cluster) unless it exists (`dev`'s private
+/// cluster).
+///
+/// # Panics
+///
+/// When `name` is not a plain lower-case identifier (it is written into the
+/// statement as it is).
+pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<(), DbError> {
+    assert!(
+        listen::is_plain_identifier(name),
+        "database name {name:?} is not a plain identifier"
+    );
+    let (client, connection) = connect_one(admin_url).await?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Whether PostgreSQL answers a trivial query through the pool (`/readyz`).
 pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     let client = pool.get().await?;
     client.simple_query("SELECT 1").await?;
     Ok(())
+}
+
+/// A slice of the key space, as the audit compares the bucket with the
+/// database: keys under `prefix` in `(after, upto]`, at most `limit` of
+/// them, in bytewise order (as S3 lists them).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRange<'a> {
+    /// Only keys starting with this.
+    pub prefix: &'a str,
+    /// Only keys after this one (`None`: from the start).
+    pub after: Option<&'a str>,
+    /// Only keys up to this one, included (`None`: to the end).
+    pub upto: Option<&'a str>,
+    /// At most this many keys.
+    pub limit: i64,
+}
+
+/// The condition and order of a [`KeyRange`] over `object_key`, for the
+/// tables' own statements ([`keys_in_range`] binds `$1` to `$4`). Bytewise
+/// (`COLLATE "C"`), as the listing's; V3 indexes both tables for it.
+pub(crate) const KEY_RANGE: &str = "starts_with(object_key, $1)
+        AND ($2::text IS NULL OR object_key COLLATE \"C\" > $2)
+        AND ($3::text IS NULL OR object_key COLLATE \"C\" <= $3)
+      ORDER BY object_key COLLATE \"C\" LIMIT $4";
+
+/// Runs `sql`, a table's `SELECT object_key ... WHERE ... {KEY_RANGE}`,
+/// over `range`.
+pub(crate) async fn keys_in_range(
+    pool: &Pool,
+    sql: &str,
+    range: &KeyRange<'_>,
+) -> Result<Vec<String>, DbError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            sql,
+            &[&range.prefix, &range.after, &range.upto, &range.limit],
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// Seconds as PostgreSQL's `interval`-building float (`make_interval(secs => $n)`).

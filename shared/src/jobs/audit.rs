@@ -21,7 +21,7 @@ use chrono::Utc;
 
 use super::{JobContext, JobError};
 use crate::{
-    db::DbError,
+    db::{DbError, KeyRange, ObjectRegistry},
     store::{MultipartSession, StoreError},
 };
 
@@ -124,14 +124,19 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
             None => None,
         };
         let listed: HashSet<&str> = keys.iter().map(String::as_str).collect();
-        for (sql, findings) in [
-            (REGISTRY_KEYS, &mut report.registry_without_object),
-            (UPLOADED_CLAIM_KEYS, &mut report.claims_without_object),
+        for (side, findings) in [
+            (Side::Registry, &mut report.registry_without_object),
+            (Side::UploadedClaims, &mut report.claims_without_object),
         ] {
             let mut from = done.clone();
             loop {
-                let chunk =
-                    keys_between(ctx, sql, prefix, from.as_deref(), upto.as_deref()).await?;
+                let range = KeyRange {
+                    prefix,
+                    after: from.as_deref(),
+                    upto: upto.as_deref(),
+                    limit: CHUNK,
+                };
+                let chunk = side.keys(ctx, &range).await?;
                 report.peak_keys_held = report.peak_keys_held.max(keys.len() + chunk.len());
                 for key in &chunk {
                     if !listed.contains(key.as_str()) && !exists(ctx, key).await? {
@@ -171,48 +176,32 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
     Ok(report)
 }
 
-// Bytewise order (`COLLATE "C"`), as the listing's; V3 indexes both.
-const REGISTRY_KEYS: &str = "SELECT object_key FROM claimcheck.objects
-      WHERE starts_with(object_key, $1)
-        AND ($2::text IS NULL OR object_key COLLATE \"C\" > $2)
-        AND ($3::text IS NULL OR object_key COLLATE \"C\" <= $3)
-      ORDER BY object_key COLLATE \"C\" LIMIT $4";
-const UPLOADED_CLAIM_KEYS: &str = "SELECT object_key FROM claimcheck.upload_claims
-      WHERE status = 'uploaded' AND starts_with(object_key, $1)
-        AND ($2::text IS NULL OR object_key COLLATE \"C\" > $2)
-        AND ($3::text IS NULL OR object_key COLLATE \"C\" <= $3)
-      ORDER BY object_key COLLATE \"C\" LIMIT $4";
+/// The database rows the listing is compared with.
+#[derive(Clone, Copy)]
+enum Side {
+    /// Registry rows: each must have its object.
+    Registry,
+    /// Uploaded claims: each must have its object.
+    UploadedClaims,
+}
 
-/// Up to [`CHUNK`] keys `sql` selects under `prefix` in `(after, upto]`.
-async fn keys_between(
-    ctx: &JobContext,
-    sql: &str,
-    prefix: &str,
-    after: Option<&str>,
-    upto: Option<&str>,
-) -> Result<Vec<String>, DbError> {
-    let client = ctx.pool.get().await?;
-    let rows = client.query(sql, &[&prefix, &after, &upto, &CHUNK]).await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+impl Side {
+    /// This side's keys in `range`.
+    async fn keys(self, ctx: &JobContext, range: &KeyRange<'_>) -> Result<Vec<String>, DbError> {
+        match self {
+            Side::Registry => registry(ctx).keys_between(range).await,
+            Side::UploadedClaims => ctx.claims.uploaded_keys_between(range).await,
+        }
+    }
 }
 
 /// Those of `keys` that no claim, registry row or queue row names.
 async fn unaccounted(ctx: &JobContext, keys: &[String]) -> Result<Vec<String>, DbError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let client = ctx.pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT k FROM unnest($1::text[]) AS k
-              WHERE NOT EXISTS (SELECT 1 FROM claimcheck.upload_claims c WHERE c.object_key = k)
-                AND NOT EXISTS (SELECT 1 FROM claimcheck.objects o WHERE o.object_key = k)
-                AND NOT EXISTS (SELECT 1 FROM claimcheck.pending_deletes d WHERE d.object_key = k)
-              ORDER BY k",
-            &[&keys],
-        )
-        .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    registry(ctx).unaccounted(keys).await
+}
+
+fn registry(ctx: &JobContext) -> ObjectRegistry {
+    ObjectRegistry::new(ctx.pool.clone())
 }
 
 async fn exists(ctx: &JobContext, key: &str) -> Result<bool, StoreError> {

@@ -8,7 +8,7 @@
 //!
 //! The loop ([`run`]) keeps leasing while rows come back, and otherwise waits
 //! for a notification on [`CHANNEL`] (a trigger sends one for every insert)
-//! or the poll interval, whichever comes first.
+//! or the poll interval, whichever comes first ([`Wakeups`]).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -16,12 +16,11 @@ use std::{
 };
 
 use futures::{stream, StreamExt};
-use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::{backoff, liveness::Loop, JobContext, JobError};
 use crate::{
-    db::{self, deletes::Lease, DbError},
+    db::{deletes::Lease, listen::Wakeups, DbError},
     domain::PendingDelete,
 };
 
@@ -274,13 +273,14 @@ async fn delete_chunk(ctx: &JobContext, chunk: &[String]) -> Vec<(String, String
 /// and finishes the batch in hand within the shutdown timeout, or hands its
 /// rows back ([`crate::db::DeleteQueue::release`]) when the time is up.
 pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
-    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-    let listener = tokio::spawn(listen(
+    // A lost notification connection is reopened after the poll interval,
+    // the same interval the loop polls at meanwhile.
+    let wake = Wakeups::listen(
         database_url,
-        wake.clone(),
+        CHANNEL,
         ctx.settings.poll_interval,
         cancel.clone(),
-    ));
+    );
     while !cancel.is_cancelled() {
         ctx.liveness.beat(Loop::Deletes);
         let s = &ctx.settings;
@@ -292,12 +292,12 @@ pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToke
             Ok(lease) => lease,
             Err(e) => {
                 tracing::warn!(error = %e, "could not lease deletes; retrying after the poll interval");
-                wait(&ctx, &wake, &cancel).await;
+                wake.wait(ctx.settings.poll_interval, &cancel).await;
                 continue;
             }
         };
         if lease.rows.is_empty() {
-            wait(&ctx, &wake, &cancel).await;
+            wake.wait(ctx.settings.poll_interval, &cancel).await;
             continue;
         }
         let work = process(&ctx, &lease);
@@ -319,7 +319,7 @@ pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToke
             ),
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "delete batch failed; its rows come back when the lease runs out");
-                wait(&ctx, &wake, &cancel).await;
+                wake.wait(ctx.settings.poll_interval, &cancel).await;
             }
             None => {
                 let ids: Vec<i64> = lease.rows.iter().map(|r| r.id).collect();
@@ -334,74 +334,5 @@ pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToke
             }
         }
     }
-    listener.abort();
-    let _ = listener.await;
-}
-
-/// Waits for a notification, the poll interval or cancellation.
-async fn wait(ctx: &JobContext, wake: &tokio::sync::Notify, cancel: &CancellationToken) {
-    tokio::select! {
-        () = cancel.cancelled() => {}
-        () = wake.notified() => {}
-        () = tokio::time::sleep(ctx.settings.poll_interval) => {}
-    }
-}
-
-/// Keeps a connection LISTENing on [`CHANNEL`] and wakes the loop on every
-/// notification. A lost connection is reopened after `retry`; meanwhile the
-/// loop polls, so a notification lost with it costs one poll interval.
-async fn listen(
-    url: String,
-    wake: std::sync::Arc<tokio::sync::Notify>,
-    retry: Duration,
-    cancel: CancellationToken,
-) {
-    while !cancel.is_cancelled() {
-        // The pool's TLS settings (sslmode, sslrootcert) apply here too.
-        match db::connect_one(&url).await {
-            Ok((client, mut connection)) => {
-                let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx)).fuse();
-                let sql = format!("LISTEN {CHANNEL}");
-                let listening = {
-                    let listen = client.batch_execute(&sql);
-                    tokio::pin!(listen);
-                    // The LISTEN only runs while the connection is driven.
-                    loop {
-                        tokio::select! {
-                            result = &mut listen => break result,
-                            message = messages.next() => if message.is_none() { break Ok(()) },
-                        }
-                    }
-                };
-                if let Err(e) = listening {
-                    tracing::warn!(error = %e, "LISTEN failed; polling only");
-                } else {
-                    // Rows queued while we were not listening: look now.
-                    wake.notify_one();
-                    loop {
-                        tokio::select! {
-                            () = cancel.cancelled() => return,
-                            message = messages.next() => match message {
-                                Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
-                                Some(Ok(_)) => {}
-                                Some(Err(e)) => {
-                                    tracing::warn!(error = %e, "notification connection failed");
-                                    break;
-                                }
-                                None => break,
-                            },
-                        }
-                    }
-                }
-                drop(client);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open the notification connection; polling only")
-            }
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(retry) => {}
-        }
-    }
+    wake.stop().await;
 }

@@ -227,7 +227,7 @@ async fn sweeps_and_consumes_of_the_same_claims_never_deadlock() {
                     |e: tokio_postgres::Error| e.code().map_or(e.to_string(), |c| c.code().into());
                 match tx
                     .query(
-                        "SELECT * FROM claimcheck.consume_claims('owner-1', $1)",
+                        "SELECT object_key FROM claimcheck.consume_claims('owner-1', $1)",
                         &[&keys],
                     )
                     .await

@@ -1,16 +1,84 @@
-//! The claim store's statements for the upload API: presign marks, pending
-//! drops, discards and an owner's listing.
+//! An upload's way through its claim: the multipart session, progress,
+//! presign marks, completion, pending drops, discards and an owner's listing.
+
+use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{
-    claims::{claim_from_row, COLUMNS},
+use super::{claim_from_row, ClaimStore, Transition, COLUMNS};
+use crate::db::{
     deletes::{DeleteQueue, NewDelete},
-    ClaimStore, DbError,
+    secs, DbError,
 };
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
 impl ClaimStore {
+    /// Records the multipart session of a pending claim. False when the claim
+    /// is gone or no longer pending, or already has a session.
+    #[tracing::instrument(name = "db.set_upload_id", skip_all)]
+    pub async fn set_upload_id(&self, id: Uuid, upload_id: &str) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE claimcheck.upload_claims SET upload_id = $2
+                  WHERE id = $1 AND status = 'pending' AND upload_id IS NULL",
+                &[&id, &upload_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Stamps progress on a pending claim that has not expired: it now expires
+    /// `ttl` from now. False when the claim is gone, uploaded or expired.
+    #[tracing::instrument(name = "db.touch", skip_all)]
+    pub async fn touch(&self, id: Uuid, ttl: Duration) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE claimcheck.upload_claims
+                    SET expires_at = now() + make_interval(secs => $2)
+                  WHERE id = $1 AND status = 'pending' AND expires_at > now()",
+                &[&id, &secs(ttl)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Marks a pending, unexpired claim uploaded with its checksum; it then
+    /// expires after `unconsumed_ttl` (never, when `None`).
+    ///
+    /// Conditional: of a complete racing another complete, an abort or the
+    /// sweeper, exactly one wins; the others learn what happened instead.
+    #[tracing::instrument(name = "db.mark_uploaded", skip_all)]
+    pub async fn mark_uploaded(
+        &self,
+        id: Uuid,
+        sha256: Option<&str>,
+        unconsumed_ttl: Option<Duration>,
+    ) -> Result<Transition, DbError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE claimcheck.upload_claims
+                        SET status = 'uploaded', sha256 = $2, uploaded_at = now(),
+                            expires_at = now() + make_interval(secs => $3)
+                      WHERE id = $1 AND status = 'pending' AND expires_at > now()
+                  RETURNING {COLUMNS}"
+                ),
+                &[&id, &sha256, &unconsumed_ttl.map(secs)],
+            )
+            .await?;
+        if let Some(row) = row {
+            return Ok(Transition::Done(claim_from_row(&row)?));
+        }
+        Ok(match self.get(id).await? {
+            None => Transition::NotFound,
+            Some(c) if c.status == ClaimStatus::Uploaded => Transition::AlreadyDone(c),
+            Some(c) => Transition::Expired(c),
+        })
+    }
+
     /// Notes that parts of a pending claim may go straight to the store, so
     /// complete reads them back. False when the claim is gone or not pending.
     pub async fn set_direct_parts(&self, id: Uuid) -> Result<bool, DbError> {
