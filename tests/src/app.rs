@@ -21,15 +21,22 @@ pub enum Store {
     S3,
 }
 
+/// The owner of [`TestApp::alice_token`].
+pub const ALICE: &str = "alice";
+/// The owner of [`TestApp::admin_token`].
+pub const OPS: &str = "ops";
+
 /// A running API process.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// Its database (shared by every process started with [`TestApp::another`]).
     pub db: Arc<TestDb>,
-    /// A token with `upload` and `consume` for owner `alice`.
-    pub token: String,
-    /// A token with `admin` only.
+    /// Minted at start for owner [`ALICE`] with scopes `upload` and
+    /// `consume` ([`TestApp::req`] sends it).
+    pub alice_token: String,
+    /// Minted at start for owner [`OPS`] with scope `admin` only
+    /// ([`TestApp::admin_json`] sends it).
     pub admin_token: String,
     /// An HTTP client.
     pub http: reqwest::Client,
@@ -72,16 +79,16 @@ impl TestApp {
                 .collect(),
         };
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let (token, admin_token) = (
-            token(&db.pool, "alice", &[Scope::Upload, Scope::Consume]).await,
-            token(&db.pool, "ops", &[Scope::Admin]).await,
+        let (alice_token, admin_token) = (
+            token(&db.pool, ALICE, &[Scope::Upload, Scope::Consume]).await,
+            token(&db.pool, OPS, &[Scope::Admin]).await,
         );
         let process = ApiProcess::spawn(&db.url, &env).await;
         Self {
             logs: process.logs.clone(),
             base: process.base.clone(),
             db,
-            token,
+            alice_token,
             admin_token,
             http: reqwest::Client::new(),
             store,
@@ -107,7 +114,7 @@ impl TestApp {
             logs: process.logs.clone(),
             base: process.base.clone(),
             db: self.db.clone(),
-            token: self.token.clone(),
+            alice_token: self.alice_token.clone(),
             admin_token: self.admin_token.clone(),
             http: reqwest::Client::new(),
             store: self.store,
@@ -123,11 +130,11 @@ impl TestApp {
         token(&self.db.pool, owner, scopes).await
     }
 
-    /// `METHOD base+path` with the upload token.
+    /// `METHOD base+path` with [`TestApp::alice_token`].
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(&self.alice_token)
     }
 
     /// `METHOD base+path` with the admin token, answered as JSON.
@@ -232,7 +239,7 @@ impl TestApp {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let head = format!(
             "{head}\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-            self.token
+            self.alice_token
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         let _ = stream.write_all(body).await;

@@ -19,7 +19,7 @@ async fn authentication_and_scope_come_before_body_and_query_errors() {
     let consumer = app.token_for("svc", &[Scope::Consume]).await;
     // Shaped like a token, so the API has to ask the database about it.
     let unknown = format!("cc_{}", "A".repeat(43));
-    let (user, admin) = (app.token.as_str(), app.admin_token.as_str());
+    let (user, admin) = (app.alice_token.as_str(), app.admin_token.as_str());
     let (uploader, consumer) = (uploader.as_str(), consumer.as_str());
     let routes: [Case; 15] = [
         (

@@ -41,7 +41,7 @@ async fn init_with_key(app: &TestApp, key: &str) -> reqwest::Response {
 #[tokio::test]
 async fn nul_and_oversized_strings_answer_400_on_every_route() {
     let app = TestApp::spawn_with(Store::Fs, &[("CLAIMCHECK_URL_SIGNING_KEY", SIGNING_KEY)]).await;
-    let (token, admin) = (app.token.clone(), app.admin_token.clone());
+    let (token, admin) = (app.alice_token.clone(), app.admin_token.clone());
     let long = |n: usize| "a".repeat(n);
     let long_key = format!("{}priv/{}", app.prefix, long(2000));
 
