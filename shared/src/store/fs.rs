@@ -20,8 +20,6 @@ mod files;
 mod multipart;
 mod tree;
 
-pub(crate) use multipart::check_part;
-
 use std::{
     io,
     path::{Path, PathBuf},
@@ -38,9 +36,9 @@ pub use super::signed_url::{SignatureError, UrlSigner};
 
 use self::files::{blocking, io_error, not_found_as, publish, TempFile};
 use super::{
-    into_store_error, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
-    ExactLength, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
-    StoreError, StoredPart,
+    check_part, into_store_error, validate_key, validate_prefix, ByteStream, CompletedPart,
+    DownloadResponse, ExactLength, ListedObject, MultipartSession, ObjectMeta, ObjectStore,
+    PresignedRequest, StoreError, StoredPart,
 };
 
 /// Bytes gathered before each write to disk.
@@ -208,7 +206,7 @@ impl ObjectStore for FsStore {
         len: u64,
     ) -> Result<String, StoreError> {
         validate_key(key)?;
-        multipart::check_part(part_number, len)?;
+        check_part(part_number, len)?;
         let dir = self.session_dir(key, upload_id).await?;
         let (temp, digest) = self.write_temp(body, len, true).await?;
         let digest = digest.expect("write_temp hashes when asked for a header");

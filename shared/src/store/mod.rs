@@ -17,6 +17,7 @@ pub mod download;
 pub mod fs;
 pub mod instrumented;
 pub mod key;
+pub mod limits;
 pub mod s3;
 pub mod signed_url;
 
@@ -30,19 +31,13 @@ use futures::Stream;
 pub use body::{into_store_error, ExactLength, Sha256Handle, Sha256Tap};
 pub use download::DownloadResponse;
 pub use key::{validate_key, validate_prefix};
+pub use limits::{check_part, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 
 /// An object's or a part's bytes, as they arrive.
 ///
 /// An `Err` item means the source failed (for example the client hung up); the
 /// store abandons the write and cleans up what it had written.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
-
-/// The smallest non-final part S3 accepts.
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-/// The largest part S3 accepts.
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// The most parts one multipart upload may have.
-pub const MAX_PARTS: u32 = 10_000;
 
 /// What an object store call can fail with.
 ///

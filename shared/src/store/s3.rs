@@ -32,7 +32,7 @@ use self::{
     parts::check_complete,
 };
 use super::{
-    fs::check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
+    limits::check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
     ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest, StoreError,
     StoredPart,
 };
