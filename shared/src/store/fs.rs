@@ -37,8 +37,8 @@ pub use super::signed_url::{SignatureError, UrlSigner};
 use self::files::{blocking, io_error, not_found_as, publish, TempFile};
 use super::{
     check_part, into_store_error, validate_key, validate_prefix, ByteStream, CompletedPart,
-    DownloadResponse, ExactLength, ListedObject, MultipartSession, ObjectMeta, ObjectStore,
-    PresignedRequest, StoreError, StoredPart,
+    DeleteBatching, DownloadResponse, ExactLength, ListedObject, MultipartSession, ObjectMeta,
+    ObjectStore, PresignedRequest, StoreError, StoredPart,
 };
 
 /// Bytes gathered before each write to disk.
@@ -175,6 +175,10 @@ impl FsStore {
 impl ObjectStore for FsStore {
     fn kind(&self) -> &'static str {
         "fs"
+    }
+
+    fn delete_batching(&self) -> DeleteBatching {
+        DeleteBatching::Spread
     }
 
     async fn put(

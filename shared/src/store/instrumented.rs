@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::{
-    ByteStream, CompletedPart, DownloadResponse, ListedObject, MultipartSession, ObjectMeta,
-    ObjectStore, PresignedRequest, StoreError, StoredPart,
+    ByteStream, CompletedPart, DeleteBatching, DownloadResponse, ListedObject, MultipartSession,
+    ObjectMeta, ObjectStore, PresignedRequest, StoreError, StoredPart,
 };
 use crate::metrics::Metrics;
 
@@ -58,6 +58,10 @@ impl Instrumented {
 impl ObjectStore for Instrumented {
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    fn delete_batching(&self) -> DeleteBatching {
+        self.inner.delete_batching()
     }
 
     async fn put(

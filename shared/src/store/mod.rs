@@ -165,6 +165,31 @@ impl fmt::Debug for PresignedRequest {
     }
 }
 
+/// How a store wants the keys of a [`ObjectStore::delete_many`] call grouped,
+/// so callers batch deletes without knowing which store they talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteBatching {
+    /// One call takes up to this many keys in one request (S3's
+    /// `DeleteObjects`: 1000); more calls run side by side.
+    UpTo(usize),
+    /// One call handles its keys one after another (the filesystem store
+    /// unlinks them on one blocking thread): spread the keys evenly over the
+    /// caller's concurrency instead.
+    Spread,
+}
+
+impl DeleteBatching {
+    /// Keys per `delete_many` call for `keys` keys and `concurrency` calls in
+    /// flight (never 0).
+    pub fn keys_per_call(self, keys: usize, concurrency: usize) -> usize {
+        match self {
+            DeleteBatching::UpTo(max) => max,
+            DeleteBatching::Spread => keys.div_ceil(concurrency.max(1)),
+        }
+        .max(1)
+    }
+}
+
 /// The object store every part of claimcheck talks to.
 ///
 /// Every method is safe to call from many tasks and many processes at once.
@@ -173,6 +198,9 @@ impl fmt::Debug for PresignedRequest {
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// A short name for logs and metrics: `fs` or `s3`.
     fn kind(&self) -> &'static str;
+
+    /// How callers should group keys for [`delete_many`](Self::delete_many).
+    fn delete_batching(&self) -> DeleteBatching;
 
     /// Stores `body` (exactly `len` bytes) as `key`, replacing any object there.
     /// Readers see the old object or the whole new one, never a part of it.
@@ -260,4 +288,17 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         prefix: &str,
         older_than: DateTime<Utc>,
     ) -> Result<Vec<MultipartSession>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeleteBatching;
+
+    #[test]
+    fn delete_batching_caps_or_spreads_keys() {
+        assert_eq!(DeleteBatching::UpTo(1000).keys_per_call(2500, 8), 1000);
+        assert_eq!(DeleteBatching::Spread.keys_per_call(2500, 8), 313);
+        assert_eq!(DeleteBatching::Spread.keys_per_call(3, 8), 1);
+        assert_eq!(DeleteBatching::Spread.keys_per_call(0, 0), 1);
+    }
 }

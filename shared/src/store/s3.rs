@@ -32,9 +32,9 @@ use self::{
     parts::check_complete,
 };
 use super::{
-    limits::check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
-    ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest, StoreError,
-    StoredPart,
+    limits::check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DeleteBatching,
+    DownloadResponse, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
+    StoreError, StoredPart,
 };
 
 /// Most keys one `DeleteObjects` request may carry.
@@ -70,6 +70,10 @@ impl fmt::Debug for S3Store {
 impl ObjectStore for S3Store {
     fn kind(&self) -> &'static str {
         "s3"
+    }
+
+    fn delete_batching(&self) -> DeleteBatching {
+        DeleteBatching::UpTo(DELETE_BATCH)
     }
 
     async fn put(
