@@ -177,6 +177,10 @@ impl ObjectStore for FsStore {
         "fs"
     }
 
+    fn served_by_api(&self) -> Option<&FsStore> {
+        Some(self)
+    }
+
     fn delete_batching(&self) -> DeleteBatching {
         DeleteBatching::Spread
     }
@@ -310,7 +314,9 @@ impl ObjectStore for FsStore {
         validate_key(key)?;
         let signer = self.signer.as_ref().ok_or(StoreError::Unsupported {
             store: "fs",
-            what: "download URLs without a signing key",
+            // Answered to the client as is: it names the missing setting.
+            what: "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
+                   (the same secret on every API pod)",
         })?;
         let expires_in = chrono::Duration::from_std(expires_in)
             .map_err(|_| StoreError::Other("download URL lifetime out of range".into()))?;

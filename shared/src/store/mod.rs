@@ -18,6 +18,7 @@ pub mod fs;
 pub mod instrumented;
 pub mod key;
 pub mod limits;
+pub mod open;
 pub mod s3;
 pub mod signed_url;
 
@@ -32,6 +33,7 @@ pub use body::{into_store_error, ExactLength, Sha256Handle, Sha256Tap};
 pub use download::DownloadResponse;
 pub use key::{validate_key, validate_prefix};
 pub use limits::{check_part, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use open::{open, UrlSigning};
 
 /// An object's or a part's bytes, as they arrive.
 ///
@@ -202,6 +204,12 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// How callers should group keys for [`delete_many`](Self::delete_many).
     fn delete_batching(&self) -> DeleteBatching;
 
+    /// The filesystem store, whose download URLs ([`presign_get`](Self::presign_get))
+    /// point at the API's `/v1/files/...` route: the route checks them with
+    /// the store's signer and serves the file from it. `None` for stores that
+    /// serve their own URLs (S3).
+    fn served_by_api(&self) -> Option<&fs::FsStore>;
+
     /// Stores `body` (exactly `len` bytes) as `key`, replacing any object there.
     /// Readers see the old object or the whole new one, never a part of it.
     async fn put(
@@ -265,7 +273,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     ) -> Result<PresignedRequest, StoreError>;
 
     /// A time-limited download URL whose answer carries `response`'s
-    /// `Content-Type` and `Content-Disposition`.
+    /// `Content-Type` and `Content-Disposition`. A URL without scheme and host
+    /// (`/v1/files/...`, see [`served_by_api`](Self::served_by_api)) is
+    /// relative to the API's origin.
     async fn presign_get(
         &self,
         key: &str,

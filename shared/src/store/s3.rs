@@ -72,6 +72,10 @@ impl ObjectStore for S3Store {
         "s3"
     }
 
+    fn served_by_api(&self) -> Option<&super::fs::FsStore> {
+        None
+    }
+
     fn delete_batching(&self) -> DeleteBatching {
         DeleteBatching::UpTo(DELETE_BATCH)
     }
