@@ -17,6 +17,7 @@ use claimcheck::{
     db,
     jobs::{self, JobContext, JobSettings},
     metrics::Metrics,
+    store,
     tokens::{Scope, TokenStore},
 };
 use tokio_util::sync::CancellationToken;
@@ -93,7 +94,7 @@ impl DevWorker {
 pub async fn start_worker(config: &Config) -> anyhow::Result<DevWorker> {
     let url = config.database_url.clone().expect("prepared");
     let pool = db::connect(&url, 4)?;
-    let store = jobs::store_from_config(&config.store).await?;
+    let store = store::open(&config.store, None).await?;
     let ctx = JobContext::new(
         pool,
         store,

@@ -11,9 +11,8 @@ use actix_web::{
 use claimcheck::{
     config::Config,
     db,
-    jobs::store_from_config,
     metrics::Metrics,
-    store::{instrumented::Instrumented, ObjectStore},
+    store::{self, instrumented::Instrumented, ObjectStore, UrlSigning},
     tokens::TokenStore,
     uploads::{Limits, Uploads},
 };
@@ -58,12 +57,12 @@ impl Application {
             .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
         let pool = db::connect(url, config.db_pool_size)?;
         db::settings::record_key_prefix_at_start(&pool, &config.key_prefix).await?;
-        let store = store_from_config(&config.store).await?;
-        let downloads = Downloads::from_config(&config).await?;
+        let store = store::open(&config.store, Some(&UrlSigning::from_config(&config))).await?;
+        let downloads = Downloads::from_config(&config);
         let listener = TcpListener::bind(config.listen)?;
         let port = listener.local_addr()?.port();
         let metrics = Metrics::new();
-        let store = Instrumented::wrap(store, Some(metrics.clone()));
+        let store = Instrumented::wrap(store, metrics.clone());
         let state = web::Data::new(AppState {
             metrics,
             tokens: TokenStore::new(pool.clone()),

@@ -13,8 +13,7 @@ use claimcheck::{
     db,
     jobs::{self, JobContext, JobSettings},
     metrics::Metrics,
-    store::instrumented::Instrumented,
-    telemetry,
+    store, telemetry,
 };
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -61,8 +60,8 @@ async fn context(config: &Config) -> anyhow::Result<(JobContext, String)> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
     let pool = db::connect(&url, config.db_pool_size)?;
-    // Spans for every store call; the jobs time the calls themselves.
-    let store = Instrumented::wrap(jobs::store_from_config(&config.store).await?, None);
+    // Bare: the job context adds the decorator that traces and times calls.
+    let store = store::open(&config.store, None).await?;
     let ctx = JobContext::new(
         pool,
         store,

@@ -27,9 +27,6 @@ use crate::{
 /// The channel `claimcheck.notify_pending_delete()` notifies on insert.
 pub const CHANNEL: &str = "claimcheck_pending_deletes";
 
-/// Most keys in one `delete_many` call: S3's `DeleteObjects` limit.
-const MAX_KEYS_PER_CALL: usize = 1000;
-
 /// What one step did with the rows it leased.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DrainOutcome {
@@ -212,16 +209,14 @@ async fn store_work(ctx: &JobContext, rows: &[&PendingDelete]) -> HashMap<i64, S
     if keys.is_empty() {
         return failures;
     }
-    // S3 deletes up to 1000 keys in one request. The filesystem store
-    // unlinks a call's keys one after another on one blocking thread, so its
-    // keys are spread over the allowed concurrency instead.
-    let per_call = if ctx.store.kind() == "fs" {
-        keys.len().div_ceil(concurrency)
-    } else {
-        MAX_KEYS_PER_CALL
-    };
+    // The store says how its deletes batch (S3: 1000 keys a request; fs:
+    // spread over the concurrency, since one call unlinks one key at a time).
+    let per_call = ctx
+        .store
+        .delete_batching()
+        .keys_per_call(keys.len(), concurrency);
     let deletes: Vec<_> = keys
-        .chunks(per_call.max(1))
+        .chunks(per_call)
         .map(|chunk| delete_chunk(ctx, chunk))
         .collect();
     let key_errors: HashMap<String, String> = stream::iter(deletes)

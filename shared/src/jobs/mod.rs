@@ -30,9 +30,8 @@ use crate::{
     db::{ClaimStore, DbError, DeleteQueue},
     metrics::Metrics,
     store::{
-        fs::FsStore,
-        s3::{S3Store, DEFAULT_TIMEOUT as DEFAULT_S3_TIMEOUT},
-        MultipartSession, ObjectStore, StoreError,
+        instrumented::Instrumented, s3::DEFAULT_TIMEOUT as DEFAULT_S3_TIMEOUT, MultipartSession,
+        ObjectStore, StoreError,
     },
 };
 
@@ -136,7 +135,7 @@ pub struct JobContext {
     pub queue: DeleteQueue,
     /// The claims.
     pub claims: ClaimStore,
-    /// The object store.
+    /// The object store, behind the decorator that times and bounds calls.
     pub store: Arc<dyn ObjectStore>,
     /// Where outcomes are counted.
     pub metrics: Metrics,
@@ -149,7 +148,10 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    /// A context over `pool` and `store`.
+    /// A context over `pool` and `store`. `store` comes bare (from
+    /// [`crate::store::open`]): the context wraps it in the store decorator,
+    /// which times every call into `metrics` and bounds it by
+    /// [`JobSettings::store_timeout`].
     pub fn new(
         pool: Pool,
         store: Arc<dyn ObjectStore>,
@@ -161,53 +163,33 @@ impl JobContext {
             claims: ClaimStore::new(pool.clone()),
             store_slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             liveness: liveness::Liveness::default(),
+            store: Instrumented::wrap_bounded(store, metrics.clone(), settings.store_timeout),
             pool,
-            store,
             metrics,
             settings,
         }
     }
 
-    /// Runs one store call `op` within the process's concurrency limit and
-    /// [`JobSettings::store_timeout`], and records its duration and outcome.
+    /// Runs one store call `op` within the process's concurrency limit
+    /// ([`JobSettings::concurrency`]). The limit is the jobs' own, so it
+    /// stays here; the timing and the time bound are the decorator's.
     pub(crate) async fn store_call<T>(
         &self,
         op: &'static str,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let _slot = self
-            .store_slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        let started = std::time::Instant::now();
-        let bound = self.settings.store_timeout;
-        let result = tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
-                "{op}: no answer within {} s",
-                bound.as_secs_f64()
-            )))
-        });
-        self.metrics
-            .observe_store(op, result.is_ok(), started.elapsed().as_secs_f64());
-        result
+        let _slot = match self.store_slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::debug!(op, "store call waits for a slot");
+                self.store_slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed")
+            }
+        };
+        call.await
     }
-}
-
-/// Opens the object store `config` names: the filesystem store (without a
-/// download URL signer: workers never sign URLs) or the S3 store.
-pub async fn store_from_config(config: &StoreConfig) -> Result<Arc<dyn ObjectStore>, StoreError> {
-    Ok(match config {
-        StoreConfig::Fs { root } => {
-            let root = root.clone();
-            let store = tokio::task::spawn_blocking(move || FsStore::new(root, None))
-                .await
-                .map_err(|e| StoreError::Other(format!("opening the fs store: {e}")))?
-                .map_err(|e| StoreError::Other(format!("opening the fs store: {e}")))?;
-            Arc::new(store)
-        }
-        StoreConfig::S3(settings) => Arc::new(S3Store::new(settings.clone()).await?),
-    })
 }
 
 /// Runs every job loop (delete worker, sweeper, reaper, gauges) until

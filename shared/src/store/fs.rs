@@ -19,34 +19,25 @@
 mod files;
 mod multipart;
 mod tree;
-
-pub(crate) use multipart::check_part;
+mod write;
 
 use std::{
     io,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 pub use super::signed_url::{SignatureError, UrlSigner};
 
 use self::files::{blocking, io_error, not_found_as, publish, TempFile};
 use super::{
-    into_store_error, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
-    ExactLength, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
+    check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DeleteBatching,
+    DownloadResponse, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
     StoreError, StoredPart,
 };
-
-/// Bytes gathered before each write to disk.
-const WRITE_BUFFER: usize = 256 * 1024;
-/// Temp files older than this are leftovers of a crash: [`FsStore::new`] removes them.
-const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// An object store on a local (or mounted) filesystem.
 #[derive(Debug, Clone)]
@@ -101,82 +92,20 @@ impl FsStore {
     pub fn signer(&self) -> Option<&UrlSigner> {
         self.signer.as_ref()
     }
-
-    // A crash mid-write leaves a temp file no guard removed. Other processes
-    // sharing the root may be writing right now, so only old files go.
-    fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(self.root.join(".tmp")) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age > STALE_TEMP_AGE);
-            if old {
-                let path = entry.path();
-                let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
-            }
-        }
-    }
-
-    fn temp_path(&self) -> PathBuf {
-        self.root
-            .join(".tmp")
-            .join(uuid::Uuid::new_v4().simple().to_string())
-    }
-
-    /// Streams `body` (exactly `len` bytes) into a fresh temp file, synced to
-    /// disk. With `header`, the first [`multipart::HEADER_LEN`] bytes are left
-    /// for the caller and the SHA-256 of the body is returned.
-    async fn write_temp(
-        &self,
-        body: ByteStream,
-        len: u64,
-        header: bool,
-    ) -> Result<(TempFile, Option<[u8; 32]>), StoreError> {
-        let temp = TempFile::new(self.temp_path());
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp.path)
-            .await
-            .map_err(io_error)?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut hasher = header.then(Sha256::new);
-        if header {
-            out.write_all(&[b' '; multipart::HEADER_LEN])
-                .await
-                .map_err(io_error)?;
-        }
-        let mut body = ExactLength::new(body, len);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(into_store_error)?;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&chunk);
-            }
-            out.write_all(&chunk).await.map_err(io_error)?;
-        }
-        out.flush().await.map_err(io_error)?;
-        let mut file = out.into_inner();
-        let digest = hasher.map(|h| <[u8; 32]>::from(h.finalize()));
-        if let Some(digest) = digest {
-            file.seek(io::SeekFrom::Start(0)).await.map_err(io_error)?;
-            file.write_all(&multipart::header(&multipart::etag_of(&digest)))
-                .await
-                .map_err(io_error)?;
-        }
-        file.sync_all().await.map_err(io_error)?;
-        Ok((temp, digest))
-    }
 }
 
 #[async_trait]
 impl ObjectStore for FsStore {
     fn kind(&self) -> &'static str {
         "fs"
+    }
+
+    fn served_by_api(&self) -> Option<&FsStore> {
+        Some(self)
+    }
+
+    fn delete_batching(&self) -> DeleteBatching {
+        DeleteBatching::Spread
     }
 
     async fn put(
@@ -208,7 +137,7 @@ impl ObjectStore for FsStore {
         len: u64,
     ) -> Result<String, StoreError> {
         validate_key(key)?;
-        multipart::check_part(part_number, len)?;
+        check_part(part_number, len)?;
         let dir = self.session_dir(key, upload_id).await?;
         let (temp, digest) = self.write_temp(body, len, true).await?;
         let digest = digest.expect("write_temp hashes when asked for a header");
@@ -308,7 +237,9 @@ impl ObjectStore for FsStore {
         validate_key(key)?;
         let signer = self.signer.as_ref().ok_or(StoreError::Unsupported {
             store: "fs",
-            what: "download URLs without a signing key",
+            // Answered to the client as is: it names the missing setting.
+            what: "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
+                   (the same secret on every API pod)",
         })?;
         let expires_in = chrono::Duration::from_std(expires_in)
             .map_err(|_| StoreError::Other("download URL lifetime out of range".into()))?;
@@ -357,7 +288,7 @@ impl FsStore {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use futures::stream;
+    use futures::{stream, StreamExt};
 
     fn body(parts: Vec<&'static [u8]>) -> ByteStream {
         stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p)))).boxed()

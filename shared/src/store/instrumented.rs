@@ -1,5 +1,8 @@
-//! A decorator that gives every object-store call a span (so S3 calls show
-//! up in traces) and a `claimcheck_store_request_duration_seconds` sample.
+//! The one decorator of object-store calls: every call gets a span (so S3
+//! calls show up in traces) and one `claimcheck_store_request_duration_seconds`
+//! sample, in the API and in the worker alike. The worker's decorator also
+//! bounds each call ([`Instrumented::wrap_bounded`]): the bound sits inside
+//! the timing, so a call that runs out of time is counted, as an error, once.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -8,23 +11,43 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::{
-    ByteStream, CompletedPart, DownloadResponse, ListedObject, MultipartSession, ObjectMeta,
-    ObjectStore, PresignedRequest, StoreError, StoredPart,
+    ByteStream, CompletedPart, DeleteBatching, DownloadResponse, ListedObject, MultipartSession,
+    ObjectMeta, ObjectStore, PresignedRequest, StoreError, StoredPart,
 };
 use crate::metrics::Metrics;
 
-/// Wraps a store; every call is traced and, with metrics, timed.
+/// Wraps a store; every call is traced, timed and, if asked, bounded.
 #[derive(Debug)]
 pub struct Instrumented {
     inner: Arc<dyn ObjectStore>,
-    metrics: Option<Metrics>,
+    metrics: Metrics,
+    timeout: Option<Duration>,
 }
 
 impl Instrumented {
-    /// Wraps `inner`. `metrics: None` traces only (for callers that time
-    /// store calls themselves).
-    pub fn wrap(inner: Arc<dyn ObjectStore>, metrics: Option<Metrics>) -> Arc<dyn ObjectStore> {
-        Arc::new(Self { inner, metrics })
+    /// Wraps `inner` (a bare store: wrapping twice would count twice).
+    pub fn wrap(inner: Arc<dyn ObjectStore>, metrics: Metrics) -> Arc<dyn ObjectStore> {
+        Arc::new(Self {
+            inner,
+            metrics,
+            timeout: None,
+        })
+    }
+
+    /// [`wrap`](Self::wrap), and a call that takes longer than `timeout`
+    /// fails with [`StoreError::Unavailable`]: the jobs' outer bound, so no
+    /// loop waits on a black hole forever. The API has none: its requests
+    /// are bounded by the S3 client's own timeouts and by the client.
+    pub fn wrap_bounded(
+        inner: Arc<dyn ObjectStore>,
+        metrics: Metrics,
+        timeout: Duration,
+    ) -> Arc<dyn ObjectStore> {
+        Arc::new(Self {
+            inner,
+            metrics,
+            timeout: Some(timeout),
+        })
     }
 
     async fn call<T>(
@@ -43,13 +66,21 @@ impl Instrumented {
             error = tracing::field::Empty,
         );
         let started = std::time::Instant::now();
-        let result = call.instrument(span.clone()).await;
+        let call = call.instrument(span.clone());
+        let result = match self.timeout {
+            None => call.await,
+            Some(bound) => tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "{op}: no answer within {} s",
+                    bound.as_secs_f64()
+                )))
+            }),
+        };
         if let Err(e) = &result {
             span.record("error", tracing::field::display(e));
         }
-        if let Some(metrics) = &self.metrics {
-            metrics.observe_store(op, result.is_ok(), started.elapsed().as_secs_f64());
-        }
+        self.metrics
+            .observe_store(op, result.is_ok(), started.elapsed().as_secs_f64());
         result
     }
 }
@@ -58,6 +89,14 @@ impl Instrumented {
 impl ObjectStore for Instrumented {
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    fn served_by_api(&self) -> Option<&super::fs::FsStore> {
+        self.inner.served_by_api()
+    }
+
+    fn delete_batching(&self) -> DeleteBatching {
+        self.inner.delete_batching()
     }
 
     async fn put(

@@ -17,6 +17,8 @@ pub mod download;
 pub mod fs;
 pub mod instrumented;
 pub mod key;
+pub mod limits;
+pub mod open;
 pub mod probe;
 pub mod s3;
 pub mod signed_url;
@@ -31,19 +33,14 @@ use futures::Stream;
 pub use body::{into_store_error, ExactLength, Sha256Handle, Sha256Tap};
 pub use download::DownloadResponse;
 pub use key::{validate_key, validate_prefix};
+pub use limits::{check_part, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use open::{open, UrlSigning};
 
 /// An object's or a part's bytes, as they arrive.
 ///
 /// An `Err` item means the source failed (for example the client hung up); the
 /// store abandons the write and cleans up what it had written.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
-
-/// The smallest non-final part S3 accepts.
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-/// The largest part S3 accepts.
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// The most parts one multipart upload may have.
-pub const MAX_PARTS: u32 = 10_000;
 
 /// What an object store call can fail with.
 ///
@@ -171,6 +168,31 @@ impl fmt::Debug for PresignedRequest {
     }
 }
 
+/// How a store wants the keys of a [`ObjectStore::delete_many`] call grouped,
+/// so callers batch deletes without knowing which store they talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteBatching {
+    /// One call takes up to this many keys in one request (S3's
+    /// `DeleteObjects`: 1000); more calls run side by side.
+    UpTo(usize),
+    /// One call handles its keys one after another (the filesystem store
+    /// unlinks them on one blocking thread): spread the keys evenly over the
+    /// caller's concurrency instead.
+    Spread,
+}
+
+impl DeleteBatching {
+    /// Keys per `delete_many` call for `keys` keys and `concurrency` calls in
+    /// flight (never 0).
+    pub fn keys_per_call(self, keys: usize, concurrency: usize) -> usize {
+        match self {
+            DeleteBatching::UpTo(max) => max,
+            DeleteBatching::Spread => keys.div_ceil(concurrency.max(1)),
+        }
+        .max(1)
+    }
+}
+
 /// The object store every part of claimcheck talks to.
 ///
 /// Every method is safe to call from many tasks and many processes at once.
@@ -179,6 +201,15 @@ impl fmt::Debug for PresignedRequest {
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// A short name for logs and metrics: `fs` or `s3`.
     fn kind(&self) -> &'static str;
+
+    /// How callers should group keys for [`delete_many`](Self::delete_many).
+    fn delete_batching(&self) -> DeleteBatching;
+
+    /// The filesystem store, whose download URLs ([`presign_get`](Self::presign_get))
+    /// point at the API's `/v1/files/...` route: the route checks them with
+    /// the store's signer and serves the file from it. `None` for stores that
+    /// serve their own URLs (S3).
+    fn served_by_api(&self) -> Option<&fs::FsStore>;
 
     /// Stores `body` (exactly `len` bytes) as `key`, replacing any object there.
     /// Readers see the old object or the whole new one, never a part of it.
@@ -243,7 +274,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     ) -> Result<PresignedRequest, StoreError>;
 
     /// A time-limited download URL whose answer carries `response`'s
-    /// `Content-Type` and `Content-Disposition`.
+    /// `Content-Type` and `Content-Disposition`. A URL without scheme and host
+    /// (`/v1/files/...`, see [`served_by_api`](Self::served_by_api)) is
+    /// relative to the API's origin.
     async fn presign_get(
         &self,
         key: &str,
@@ -266,4 +299,17 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         prefix: &str,
         older_than: DateTime<Utc>,
     ) -> Result<Vec<MultipartSession>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeleteBatching;
+
+    #[test]
+    fn delete_batching_caps_or_spreads_keys() {
+        assert_eq!(DeleteBatching::UpTo(1000).keys_per_call(2500, 8), 1000);
+        assert_eq!(DeleteBatching::Spread.keys_per_call(2500, 8), 313);
+        assert_eq!(DeleteBatching::Spread.keys_per_call(3, 8), 1);
+        assert_eq!(DeleteBatching::Spread.keys_per_call(0, 0), 1);
+    }
 }

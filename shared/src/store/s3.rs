@@ -11,6 +11,7 @@
 
 mod body;
 mod errors;
+mod listing;
 mod parts;
 mod setup;
 
@@ -32,9 +33,9 @@ use self::{
     parts::check_complete,
 };
 use super::{
-    fs::check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DownloadResponse,
-    ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest, StoreError,
-    StoredPart,
+    limits::check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DeleteBatching,
+    DownloadResponse, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
+    StoreError, StoredPart,
 };
 
 /// Most keys one `DeleteObjects` request may carry.
@@ -70,6 +71,14 @@ impl fmt::Debug for S3Store {
 impl ObjectStore for S3Store {
     fn kind(&self) -> &'static str {
         "s3"
+    }
+
+    fn served_by_api(&self) -> Option<&super::fs::FsStore> {
+        None
+    }
+
+    fn delete_batching(&self) -> DeleteBatching {
+        DeleteBatching::UpTo(DELETE_BATCH)
     }
 
     async fn put(
@@ -330,31 +339,7 @@ impl ObjectStore for S3Store {
         continuation: Option<String>,
     ) -> Result<(Vec<ListedObject>, Option<String>), StoreError> {
         validate_prefix(prefix)?;
-        let page = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .max_keys(1000)
-            .set_continuation_token(continuation)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("ListObjectsV2", e))?;
-        let objects = page
-            .contents()
-            .iter()
-            .filter_map(|o| {
-                Some(ListedObject {
-                    key: o.key()?.to_owned(),
-                    size: u64::try_from(o.size().unwrap_or_default()).unwrap_or_default(),
-                })
-            })
-            .collect();
-        let next = match page.is_truncated() {
-            Some(true) => page.next_continuation_token().map(str::to_owned),
-            _ => None,
-        };
-        Ok((objects, next))
+        self.objects_page(prefix, continuation).await
     }
 
     async fn list_multipart_uploads(
@@ -363,56 +348,6 @@ impl ObjectStore for S3Store {
         older_than: DateTime<Utc>,
     ) -> Result<Vec<MultipartSession>, StoreError> {
         validate_prefix(prefix)?;
-        let mut sessions = Vec::new();
-        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
-        // No paginator exists for this operation: follow the two markers.
-        loop {
-            let page = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker.clone())
-                .set_upload_id_marker(id_marker.clone())
-                .send()
-                .await
-                .map_err(|e| map_sdk_error("ListMultipartUploads", e))?;
-            for upload in page.uploads() {
-                let (Some(key), Some(upload_id), Some(initiated)) =
-                    (upload.key(), upload.upload_id(), upload.initiated())
-                else {
-                    continue;
-                };
-                let Some(initiated) =
-                    DateTime::from_timestamp(initiated.secs(), initiated.subsec_nanos())
-                else {
-                    continue;
-                };
-                if initiated < older_than {
-                    sessions.push(MultipartSession {
-                        key: key.to_owned(),
-                        upload_id: upload_id.to_owned(),
-                        initiated,
-                    });
-                }
-            }
-            let next = (
-                page.next_key_marker()
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned),
-                page.next_upload_id_marker()
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned),
-            );
-            // Stop on a server that says "truncated" without moving on.
-            if page.is_truncated() != Some(true)
-                || next.0.is_none()
-                || next == (key_marker.clone(), id_marker.clone())
-            {
-                break;
-            }
-            (key_marker, id_marker) = next;
-        }
-        Ok(sessions)
+        self.sessions_before(prefix, older_than).await
     }
 }

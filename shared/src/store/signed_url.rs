@@ -42,15 +42,20 @@ pub enum UrlSignerError {
 /// Signs and checks `{base_url}/v1/files/{key}?expires=..&type=..&filename=..&sig=..`.
 #[derive(Clone)]
 pub struct UrlSigner {
-    base_url: Url,
+    /// `None`: URLs relative to the API's origin (`/v1/files/...`), for the
+    /// API to complete with the origin a request came in on.
+    base_url: Option<Url>,
     key: Vec<u8>,
 }
+
+/// Stands in for the origin while a relative URL is built; cut off after.
+const NO_ORIGIN: &str = "http://origin.invalid/";
 
 impl std::fmt::Debug for UrlSigner {
     // The key is a secret: never print it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UrlSigner")
-            .field("base_url", &self.base_url.as_str())
+            .field("base_url", &self.base_url.as_ref().map(Url::as_str))
             .field("key", &"<redacted>")
             .finish()
     }
@@ -67,7 +72,20 @@ impl UrlSigner {
         if base_url.cannot_be_a_base() {
             return Err(UrlSignerError::BaseUrl(base_url.to_string()));
         }
-        Ok(Self { base_url, key })
+        Ok(Self {
+            base_url: Some(base_url),
+            key,
+        })
+    }
+
+    /// A signer of URLs relative to the API's origin (`/v1/files/...`): for
+    /// an API without `CLAIMCHECK_API_PUBLIC_URL`, which completes them with
+    /// the scheme and host each request came in with. The signature does not
+    /// cover the origin, so any origin the API answers on serves them.
+    pub fn without_base(key: impl Into<Vec<u8>>) -> Result<Self, UrlSignerError> {
+        let mut signer = Self::new(Url::parse(NO_ORIGIN).expect("a valid URL"), key)?;
+        signer.base_url = None;
+        Ok(signer)
     }
 
     /// The URL that downloads `key` until `expires_at` (whole seconds),
@@ -80,7 +98,10 @@ impl UrlSigner {
     ) -> String {
         let expires = expires_at.timestamp();
         let sig = URL_SAFE_NO_PAD.encode(self.mac(key, expires, response).finalize().into_bytes());
-        let mut url = self.base_url.clone();
+        let mut url = match &self.base_url {
+            Some(base) => base.clone(),
+            None => Url::parse(NO_ORIGIN).expect("a valid URL"),
+        };
         url.path_segments_mut()
             .expect("checked in new: the base URL can carry a path")
             .pop_if_empty()
@@ -97,7 +118,10 @@ impl UrlSigner {
             }
             query.append_pair("sig", &sig);
         }
-        url.into()
+        match self.base_url {
+            Some(_) => url.into(),
+            None => url[url::Position::BeforePath..].to_owned(),
+        }
     }
 
     /// Checks the query parameters of a request for `key` (already
@@ -220,6 +244,23 @@ mod tests {
         assert_eq!(
             signer().verify_query("priv/2026/x.pdf", raw, now).unwrap(),
             response
+        );
+    }
+
+    #[test]
+    fn a_signer_without_base_signs_relative_urls_that_verify_anywhere() {
+        let now = Utc::now();
+        let response = DownloadResponse::new(Some("text/plain"), Some("a b.txt"));
+        let relative = UrlSigner::without_base(b"k".repeat(32)).unwrap();
+        let url = relative.sign("a/b c", now + Duration::minutes(5), &response);
+        assert!(url.starts_with("/v1/files/a/b%20c?expires="), "{url}");
+        let absolute = Url::parse("https://api.example/")
+            .unwrap()
+            .join(&url)
+            .unwrap();
+        assert_eq!(
+            signer().verify("a/b c", query(absolute.as_str()), now),
+            Ok(response)
         );
     }
 

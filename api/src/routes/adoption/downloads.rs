@@ -1,10 +1,14 @@
 //! Time-limited download URLs for live registry objects.
 //!
-//! S3 presigns its own GETs. The filesystem store has no server, so the API
-//! signs `GET /v1/files/{key}?expires=..&filename=..&sig=..` with
-//! `CLAIMCHECK_URL_SIGNING_KEY` (HMAC, see [`UrlSigner`]) and serves it
-//! itself: no bearer token there, the signature is the authority. The key is
-//! the same on every pod, so any pod serves a URL any other pod signed.
+//! The route asks the store
+//! ([`presign_get`](claimcheck::store::ObjectStore::presign_get)): S3 presigns its
+//! own GETs. The filesystem store has no server, so it signs
+//! `/v1/files/{key}?expires=..&type=..&filename=..&sig=..` with
+//! `CLAIMCHECK_URL_SIGNING_KEY` (HMAC, see
+//! [`UrlSigner`](claimcheck::store::signed_url::UrlSigner)) and the API serves
+//! it ([`serve_file`], which checks it with that same store's signer): no
+//! bearer token there, the signature is the authority. The key is the same
+//! on every pod, so any pod serves a URL any other pod signed.
 //!
 //! Decisions the contract leaves open:
 //! - without `CLAIMCHECK_URL_SIGNING_KEY`, the filesystem store's URLs are
@@ -27,14 +31,10 @@ use actix_web::{
 };
 use chrono::{DateTime, Utc};
 use claimcheck::{
-    config::{Config, StoreConfig},
+    config::Config,
     db::ObjectRegistry,
     input,
-    store::{
-        fs::FsStore,
-        signed_url::{SignatureError, UrlSigner},
-        DownloadResponse, StoreError,
-    },
+    store::{signed_url::SignatureError, DownloadResponse, StoreError},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -51,68 +51,20 @@ use crate::{
 
 /// The longest lifetime a download URL may ask for: SigV4's limit, 7 days.
 const MAX_EXPIRES_IN: u64 = 7 * 24 * 3600;
-/// HMAC keys shorter than this are refused at start-up.
-const MIN_SIGNING_KEY_LEN: usize = 32;
 
-/// How this API makes and serves download URLs.
+/// How this API makes download URLs (the store signs them; see
+/// [`claimcheck::store::open`] for the filesystem store's signing key).
 #[derive(Debug)]
 pub struct Downloads {
     default_ttl: Duration,
-    /// `Some` for the filesystem store: the API serves the files itself.
-    served: Option<ServedFiles>,
-}
-
-#[derive(Debug)]
-struct ServedFiles {
-    store: FsStore,
-    signing_key: Option<Vec<u8>>,
-    /// Checks incoming signatures (which do not cover the host, so the base
-    /// URL it was built with does not matter).
-    verifier: Option<UrlSigner>,
-    public_url: Option<Url>,
 }
 
 impl Downloads {
-    /// Reads the store, `CLAIMCHECK_URL_SIGNING_KEY`, `CLAIMCHECK_API_PUBLIC_URL`
-    /// and `CLAIMCHECK_PRESIGN_TTL`. Refuses a signing key under 32 bytes.
-    pub async fn from_config(config: &Config) -> anyhow::Result<Self> {
-        let served = match &config.store {
-            StoreConfig::S3(_) => None,
-            StoreConfig::Fs { root } => {
-                let signing_key = config
-                    .url_signing_key
-                    .as_ref()
-                    .map(|k| k.as_bytes().to_vec());
-                let verifier = match &signing_key {
-                    Some(key) if key.len() < MIN_SIGNING_KEY_LEN => anyhow::bail!(
-                        "CLAIMCHECK_URL_SIGNING_KEY must be at least {MIN_SIGNING_KEY_LEN} bytes"
-                    ),
-                    Some(key) => Some(UrlSigner::new(
-                        Url::parse("http://localhost/")?,
-                        key.clone(),
-                    )?),
-                    None => {
-                        tracing::warn!(
-                            "CLAIMCHECK_URL_SIGNING_KEY is not set: download URLs for the \
-                             filesystem store are refused (503); set it, the same on every pod"
-                        );
-                        None
-                    }
-                };
-                let root = root.clone();
-                let store = tokio::task::spawn_blocking(move || FsStore::new(root, None)).await??;
-                Some(ServedFiles {
-                    store,
-                    signing_key,
-                    verifier,
-                    public_url: config.api_public_url.clone(),
-                })
-            }
-        };
-        Ok(Self {
+    /// Reads `CLAIMCHECK_PRESIGN_TTL`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
             default_ttl: config.presign_ttl,
-            served,
-        })
+        }
     }
 }
 
@@ -173,47 +125,32 @@ pub(crate) async fn download_url(
         .await?
         .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
     let response = DownloadResponse::new(Some(&object.content_type), download_filename.as_deref());
-    let (url, expires_at) = match &downloads.served {
-        Some(served) => served.sign(&req, &key, ttl, &response)?,
-        None => {
-            let presigned = state
-                .store
-                .presign_get(&key, ttl, &response)
-                .await
-                .map_err(store_error)?;
-            (presigned.url, presigned.expires_at)
-        }
-    };
+    let presigned = state
+        .store
+        .presign_get(&key, ttl, &response)
+        .await
+        .map_err(store_error)?;
+    let url = absolute(&req, presigned.url)?;
+    let expires_at = presigned.expires_at;
     Ok(HttpResponse::Ok().json(DownloadUrl { url, expires_at }))
 }
 
-impl ServedFiles {
-    fn sign(
-        &self,
-        req: &HttpRequest,
-        key: &str,
-        ttl: Duration,
-        response: &DownloadResponse,
-    ) -> Result<(String, DateTime<Utc>), ApiError> {
-        let secret = self.signing_key.clone().ok_or(ApiError::NotConfigured(
-            "download URLs for the filesystem store need CLAIMCHECK_URL_SIGNING_KEY \
-             (the same secret on every API pod)",
-        ))?;
-        let base = match &self.public_url {
-            Some(url) => url.clone(),
-            None => {
-                let info = req.connection_info();
-                Url::parse(&format!("{}://{}/", info.scheme(), info.host())).map_err(|_| {
+/// `url` as is when absolute; a URL relative to the API (the filesystem
+/// store's without `CLAIMCHECK_API_PUBLIC_URL`) joined to the scheme and host
+/// the request came in with (`Forwarded`/`X-Forwarded-*` honoured).
+fn absolute(req: &HttpRequest, url: String) -> Result<String, ApiError> {
+    match Url::parse(&url) {
+        Ok(_) => Ok(url),
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            let info = req.connection_info();
+            Url::parse(&format!("{}://{}/", info.scheme(), info.host()))
+                .and_then(|origin| origin.join(&url))
+                .map(String::from)
+                .map_err(|_| {
                     ApiError::InvalidRequest("the request's host cannot name a URL".into())
-                })?
-            }
-        };
-        let signer = UrlSigner::new(base, secret).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let ttl = chrono::Duration::from_std(ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
-        // The URL carries whole seconds: report the expiry it really has.
-        let expires_at = DateTime::from_timestamp((Utc::now() + ttl).timestamp(), 0)
-            .ok_or_else(|| ApiError::Internal("download URL expiry out of range".into()))?;
-        Ok((signer.sign(key, expires_at, response), expires_at))
+                })
+        }
+        Err(e) => Err(ApiError::Internal(format!("download URL: {e}"))),
     }
 }
 
@@ -226,23 +163,21 @@ pub(crate) async fn serve_file(
     req: HttpRequest,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let served = state
-        .downloads
-        .served
-        .as_ref()
+    let files = state
+        .store
+        .served_by_api()
         .ok_or_else(|| ApiError::not_found("no such route"))?;
     // The signature first: without one, nobody learns whether a key exists.
-    let verified = served
-        .verifier
-        .as_ref()
+    let verified = files
+        .signer()
         .ok_or(SignatureError::Invalid)
         .and_then(|v| v.verify_query(&key, req.query_string(), Utc::now()));
     let signed = match verified {
         Ok(signed) => signed,
         Err(e) => return Ok(refused(e)),
     };
-    let (file, _) = served.store.open(&key).await.map_err(store_error)?;
-    let path = served.store.path_of(&key).map_err(store_error)?;
+    let (file, _) = files.open(&key).await.map_err(store_error)?;
+    let path = files.path_of(&key).map_err(store_error)?;
     let file = NamedFile::from_file(file.into_std().await, path)
         .map_err(|e| ApiError::Internal(format!("serving {key}: {e}")))?;
     let mut response = file.disable_content_disposition().into_response(&req);
@@ -287,6 +222,8 @@ fn refused(e: SignatureError) -> HttpResponse {
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound | StoreError::InvalidKey(_) => ApiError::not_found("object not found"),
+        // The filesystem store without a signing key: its text names the setting.
+        StoreError::Unsupported { what, .. } => ApiError::NotConfigured(what),
         StoreError::Unavailable(m) => {
             ApiError::Unavailable(format!("object store unavailable: {m}"))
         }

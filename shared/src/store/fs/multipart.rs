@@ -21,8 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::files::{io_error, publish, sync_dir, TempFile};
 use crate::store::{
-    validate_key, CompletedPart, MultipartSession, StoreError, StoredPart, MAX_PARTS,
-    MAX_PART_SIZE, MIN_PART_SIZE,
+    validate_key, CompletedPart, MultipartSession, StoreError, StoredPart, MIN_PART_SIZE,
 };
 
 /// Bytes before a part's data: its ETag, space-padded, then a newline.
@@ -43,21 +42,6 @@ pub(super) fn etag_of(digest: &[u8; 32]) -> String {
 /// The header that precedes a part's data.
 pub(super) fn header(etag: &str) -> Vec<u8> {
     format!("{etag:<width$}\n", width = HEADER_LEN - 1).into_bytes()
-}
-
-/// Refuses part numbers and sizes S3 would refuse.
-pub(crate) fn check_part(part_number: u32, len: u64) -> Result<(), StoreError> {
-    if !(1..=MAX_PARTS).contains(&part_number) {
-        return Err(StoreError::InvalidPart(format!(
-            "part number {part_number} is outside 1..={MAX_PARTS}"
-        )));
-    }
-    if len > MAX_PART_SIZE {
-        return Err(StoreError::InvalidPart(format!(
-            "part of {len} bytes is larger than 5 GiB"
-        )));
-    }
-    Ok(())
 }
 
 fn part_path(dir: &Path, part_number: u32) -> PathBuf {

@@ -1,0 +1,96 @@
+//! Writing files of the filesystem store: bodies streamed into synced temp
+//! files under `.tmp/` (renamed into place by the callers in `fs.rs`), and
+//! the removal of temp files a crash left behind.
+
+use std::{
+    io,
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+
+use super::{
+    files::{io_error, TempFile},
+    multipart, FsStore,
+};
+use crate::store::{into_store_error, ByteStream, ExactLength, StoreError};
+
+/// Bytes gathered before each write to disk.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Temp files older than this are leftovers of a crash: [`FsStore::new`] removes them.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
+
+impl FsStore {
+    // A crash mid-write leaves a temp file no guard removed. Other processes
+    // sharing the root may be writing right now, so only old files go.
+    pub(super) fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join(".tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TEMP_AGE);
+            if old {
+                let path = entry.path();
+                let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+            }
+        }
+    }
+
+    pub(super) fn temp_path(&self) -> PathBuf {
+        self.root
+            .join(".tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// Streams `body` (exactly `len` bytes) into a fresh temp file, synced to
+    /// disk. With `header`, the first [`multipart::HEADER_LEN`] bytes are left
+    /// for the caller and the SHA-256 of the body is returned.
+    pub(super) async fn write_temp(
+        &self,
+        body: ByteStream,
+        len: u64,
+        header: bool,
+    ) -> Result<(TempFile, Option<[u8; 32]>), StoreError> {
+        let temp = TempFile::new(self.temp_path());
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp.path)
+            .await
+            .map_err(io_error)?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut hasher = header.then(Sha256::new);
+        if header {
+            out.write_all(&[b' '; multipart::HEADER_LEN])
+                .await
+                .map_err(io_error)?;
+        }
+        let mut body = ExactLength::new(body, len);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(into_store_error)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            out.write_all(&chunk).await.map_err(io_error)?;
+        }
+        out.flush().await.map_err(io_error)?;
+        let mut file = out.into_inner();
+        let digest = hasher.map(|h| <[u8; 32]>::from(h.finalize()));
+        if let Some(digest) = digest {
+            file.seek(io::SeekFrom::Start(0)).await.map_err(io_error)?;
+            file.write_all(&multipart::header(&multipart::etag_of(&digest)))
+                .await
+                .map_err(io_error)?;
+        }
+        file.sync_all().await.map_err(io_error)?;
+        Ok((temp, digest))
+    }
+}
