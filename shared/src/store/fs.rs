@@ -33,6 +33,7 @@ use chrono::{DateTime, Utc};
 pub use super::signed_url::{SignatureError, UrlSigner};
 
 use self::files::{blocking, io_error, not_found_as, publish, TempFile};
+use self::write::TempKind;
 use super::{
     check_part, validate_key, validate_prefix, ByteStream, CompletedPart, DeleteBatching,
     DownloadResponse, ListedObject, MultipartSession, ObjectMeta, ObjectStore, PresignedRequest,
@@ -116,7 +117,7 @@ impl ObjectStore for FsStore {
         _content_type: &str, // the database keeps it; files have nowhere to
     ) -> Result<(), StoreError> {
         let dest = self.path_of(key)?;
-        let (temp, _) = self.write_temp(body, len, false).await?;
+        let (temp, _) = self.write_temp(body, len, TempKind::Object).await?;
         let root = self.root.clone();
         blocking(move || publish(temp, &root, &dest)).await
     }
@@ -139,7 +140,7 @@ impl ObjectStore for FsStore {
         validate_key(key)?;
         check_part(part_number, len)?;
         let dir = self.session_dir(key, upload_id).await?;
-        let (temp, digest) = self.write_temp(body, len, true).await?;
+        let (temp, digest) = self.write_temp(body, len, TempKind::Part).await?;
         let digest = digest.expect("write_temp hashes when asked for a header");
         blocking(move || multipart::store_part(temp, &dir, part_number)).await?;
         Ok(multipart::etag_of(&digest))

@@ -5,6 +5,7 @@
 //! knows. Whoever loses a race cleans up after itself: a put or complete that
 //! finds its claim gone queues its object's delete.
 
+mod complete;
 mod empty;
 mod limits;
 mod multipart;

@@ -8,23 +8,14 @@ use uuid::Uuid;
 use super::{
     choose_part_size,
     empty::is_empty_chunked,
-    object_is_whole,
     single::{check_filename, check_sha256_hex},
     Started, UploadError, Uploads,
 };
 
-/// How long a complete waits for a concurrent complete of the same claim
-/// before answering that it is busy.
-const COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-/// The writer lock's lease; renewed every third of it while the work lasts.
-const WRITER_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
-/// How often a waiting complete looks again.
-const WRITER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
-
 use crate::{
-    db::claims::{Transition, WriterLock},
-    domain::{composite_sha256, part_layout, Claim, ClaimStatus, Part},
-    store::{ByteStream, CompletedPart, PresignedRequest, Sha256Tap, StoreError, MAX_PARTS},
+    db::claims::Created,
+    domain::{part_layout, Claim, ClaimStatus, Part},
+    store::{ByteStream, PresignedRequest, Sha256Tap, StoreError, MAX_PARTS},
 };
 
 /// `POST /v1/uploads/multipart`'s body.
@@ -87,37 +78,37 @@ impl Uploads {
             req.public,
             parts,
         );
-        let (claim, existing) = self
+        let created = self
             .claims
             .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)
             .await?;
-        if is_empty_chunked(&claim) {
-            // No session: see `empty`.
-            return Ok(if existing {
-                Started::Replayed(claim)
-            } else {
-                Started::Created(claim)
-            });
-        }
-        match (existing, &claim.upload_id) {
-            (true, Some(_)) => Ok(Started::Replayed(claim)),
-            // Finished meanwhile (by the sweeper's recovery, say): the answer
-            // is that claim, never a session opened on a finished object.
-            (true, None) if claim.status != ClaimStatus::Pending => Ok(Started::Replayed(claim)),
+        match created {
+            // No session for 0 bytes: see `empty`.
+            Created::New(claim) if is_empty_chunked(&claim) => Ok(Started::Created(claim)),
+            Created::New(claim) => {
+                let origin = ClaimOrigin::ThisRequest;
+                Ok(Started::Created(
+                    self.open_session(claim, &content_type, origin).await?,
+                ))
+            }
+            // Finished meanwhile (by the sweeper's recovery, say), or with its
+            // session: the answer is that claim, never a session opened on a
+            // finished object.
+            Created::Existing(claim)
+                if is_empty_chunked(&claim)
+                    || claim.upload_id.is_some()
+                    || claim.status != ClaimStatus::Pending =>
+            {
+                Ok(Started::Replayed(claim))
+            }
             // A retry of an init whose process died between the claim and the
             // session: open the session now rather than hand back a claim no
             // part can ever be sent to.
-            (true, None) => {
-                let claim = self
-                    .open_session(claim, &content_type, ClaimOrigin::Retry)
-                    .await?;
-                Ok(Started::Replayed(claim))
-            }
-            (false, _) => {
-                let claim = self
-                    .open_session(claim, &content_type, ClaimOrigin::ThisRequest)
-                    .await?;
-                Ok(Started::Created(claim))
+            Created::Existing(claim) => {
+                let origin = ClaimOrigin::Retry;
+                Ok(Started::Replayed(
+                    self.open_session(claim, &content_type, origin).await?,
+                ))
             }
         }
     }
@@ -273,145 +264,10 @@ impl Uploads {
         Ok(UploadStatus { claim, parts })
     }
 
-    /// Assembles the parts into the object and marks the claim uploaded.
-    /// Idempotent: once uploaded, returns the same claim.
-    ///
-    /// Concurrent completes of one claim (a double click, a retry after a
-    /// timeout, on any pods) are serialised by the claim's writer lock: one
-    /// does the work, the others wait for it and answer with its outcome, or
-    /// [`UploadError::Busy`] when it takes longer than [`COMPLETE_WAIT`].
-    pub async fn complete(&self, owner: &str, id: Uuid) -> Result<Claim, UploadError> {
-        let deadline = tokio::time::Instant::now() + COMPLETE_WAIT;
-        loop {
-            let claim = self.get_owned(owner, id).await?;
-            if claim.status == ClaimStatus::Uploaded {
-                return Ok(claim);
-            }
-            let claim = self.pending(claim)?;
-            match self.claims.lock_writer(id, WRITER_LEASE).await? {
-                WriterLock::Acquired(token) => {
-                    let work = self.complete_locked(&claim);
-                    let result = self.with_writer(id, token, work).await;
-                    // Best effort: a lock not released runs out by itself.
-                    let _ = self.claims.unlock_writer(id, token).await;
-                    return result;
-                }
-                // Gone, or uploaded meanwhile: the next round says which.
-                WriterLock::NotPending => {}
-                WriterLock::Busy if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(WRITER_POLL).await;
-                }
-                WriterLock::Busy => {
-                    return Err(UploadError::Busy(
-                        "another request is completing this upload".into(),
-                    ))
-                }
-            }
-        }
-    }
-
-    /// Runs `work` while renewing the writer lock of claim `id`, so a long
-    /// assembly keeps it and a dead pod's lock runs out within one lease.
-    async fn with_writer<T>(
-        &self,
-        id: Uuid,
-        token: Uuid,
-        work: impl std::future::Future<Output = Result<T, UploadError>>,
-    ) -> Result<T, UploadError> {
-        tokio::pin!(work);
-        let mut renew = tokio::time::interval(WRITER_LEASE / 3);
-        renew.tick().await; // the first tick is immediate
-        loop {
-            tokio::select! {
-                result = &mut work => return result,
-                _ = renew.tick() => {
-                    if let Err(e) = self.claims.renew_writer(id, token, WRITER_LEASE).await {
-                        tracing::warn!(error = %e, claim = %id, "could not renew the writer lock");
-                    }
-                }
-            }
-        }
-    }
-
-    /// Complete's work, with the claim's writer lock held: no other complete
-    /// of this claim runs meanwhile.
-    async fn complete_locked(&self, claim: &Claim) -> Result<Claim, UploadError> {
-        if is_empty_chunked(claim) {
-            return self.complete_empty(claim).await;
-        }
-        let id = claim.id;
-        let upload_id = claim.upload_id.clone().ok_or(UploadError::NotFound)?;
-        let received = self.received_parts(claim).await?;
-        let count = claim.part_count.unwrap_or(1) as u32;
-        let missing: Vec<u32> = (1..=count).filter(|n| !received.contains_key(n)).collect();
-        if !missing.is_empty() {
-            return Err(UploadError::MissingParts(missing));
-        }
-        for (n, (part, _)) in &received {
-            let expected = expected_part_size(claim, *n)?;
-            if part.size != expected {
-                return Err(UploadError::Conflict(format!(
-                    "part {n} is {} bytes, expected {expected}",
-                    part.size
-                )));
-            }
-        }
-        let completed: Vec<CompletedPart> = received
-            .iter()
-            .map(|(n, (_, etag))| CompletedPart {
-                part_number: *n,
-                etag: etag.clone(),
-            })
-            .collect();
-        if let Err(e) = self
-            .store
-            .complete_multipart(&claim.key, &upload_id, &completed)
-            .await
-        {
-            // No other complete runs now, so a session that is gone was
-            // either assembled by a process that died before marking the
-            // claim (the object is whole: finish the job), or aborted.
-            match e {
-                StoreError::NoSuchUpload if self.holds_whole_object(claim).await => {}
-                StoreError::NoSuchUpload => {
-                    return Err(UploadError::Conflict("the upload was aborted".into()))
-                }
-                e => return Err(e.into()),
-            }
-        }
-        let sha256 = composite_sha256(received.values().map(|(p, _)| p.sha256.as_deref()));
-        match self
-            .claims
-            .mark_uploaded(id, sha256.as_deref(), self.limits.unconsumed_ttl)
-            .await?
-        {
-            Transition::Done(c) | Transition::AlreadyDone(c) => Ok(c),
-            Transition::Expired(_) => {
-                // The object is whole: left with its claim, the sweeper would
-                // recover it to `uploaded` after this request was told it expired.
-                self.claims.delete_pending(id, true).await?;
-                Err(UploadError::Expired)
-            }
-            Transition::NotFound => {
-                // Discarded or swept while assembling (whoever removed the
-                // claim queued its key too; this covers a removal that raced
-                // the store): the object is ours to clean up unless live.
-                self.orphaned(claim).await?;
-                Err(UploadError::NotFound)
-            }
-        }
-    }
-
-    /// Whether the store holds the claim's whole object ([`object_is_whole`]);
-    /// a store that cannot tell counts as no.
-    async fn holds_whole_object(&self, claim: &Claim) -> bool {
-        object_is_whole(claim, self.store.head(&claim.key).await).unwrap_or(false)
-    }
-
     /// Parts by number with their etags: those the API recorded, and, for a
     /// claim with presigned parts, those the store holds (the store's copy
     /// wins: a direct re-upload replaces a part sent through the API).
-    async fn received_parts(
+    pub(super) async fn received_parts(
         &self,
         claim: &Claim,
     ) -> Result<BTreeMap<u32, (PartReceipt, String)>, UploadError> {
@@ -457,7 +313,7 @@ enum ClaimOrigin {
 }
 
 /// The size part `n` must have, or [`UploadError::Invalid`] for a part number out of range.
-fn expected_part_size(claim: &Claim, n: u32) -> Result<u64, UploadError> {
+pub(super) fn expected_part_size(claim: &Claim, n: u32) -> Result<u64, UploadError> {
     let (Some(part_size), Some(count)) = (claim.part_size, claim.part_count) else {
         return Err(UploadError::Conflict("not a chunked upload".into()));
     };

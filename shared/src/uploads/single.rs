@@ -2,7 +2,7 @@
 
 use super::{Started, UploadError, Uploads};
 use crate::{
-    db::claims::Transition,
+    db::claims::{Created, Transition},
     domain::{Claim, ClaimStatus},
     input,
     store::{ByteStream, Sha256Tap},
@@ -52,7 +52,7 @@ impl Uploads {
     ) -> Result<Started, UploadError> {
         let (len, content_type) = self.check_single(&req)?;
         let new = self.new_claim(owner, &req.filename, &content_type, len, req.public, None);
-        let (claim, existing) = self
+        let created = self
             .claims
             .create_idempotent(
                 &new,
@@ -60,14 +60,17 @@ impl Uploads {
                 req.idempotency_key.as_deref(),
             )
             .await?;
-        if existing {
-            return match claim.status {
-                ClaimStatus::Uploaded => Ok(Started::Replayed(claim)),
-                ClaimStatus::Pending => Err(UploadError::Conflict(
-                    "an upload with this idempotency key is still in progress".into(),
-                )),
-            };
-        }
+        let claim = match created {
+            Created::New(claim) => claim,
+            Created::Existing(claim) => {
+                return match claim.status {
+                    ClaimStatus::Uploaded => Ok(Started::Replayed(claim)),
+                    ClaimStatus::Pending => Err(UploadError::Conflict(
+                        "an upload with this idempotency key is still in progress".into(),
+                    )),
+                }
+            }
+        };
 
         let (body, digest) = Sha256Tap::new(body);
         if let Err(e) = self

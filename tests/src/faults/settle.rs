@@ -52,15 +52,18 @@ pub struct Settled {
 }
 
 /// The clients are gone: every pending claim under `prefix` is made due
-/// now (as its TTL would), then sweep, drain and reap, one step each, as a
-/// worker would.
+/// now (as its TTL would), and the writer lock a killed API held on it
+/// released (as its 30 s lease would), then sweep, drain and reap, one step
+/// each, as a worker would.
 pub async fn settle(pool: &Pool, s3: &S3Target, prefix: &str) -> Settled {
     let ctx = &settle_context(pool, s3.store().await, prefix);
     let started = Instant::now();
     let client = ctx.pool.get().await.expect("db connection");
     client
         .execute(
-            "UPDATE claimcheck.upload_claims SET expires_at = now() - interval '1 second'
+            "UPDATE claimcheck.upload_claims
+                SET expires_at = now() - interval '1 second',
+                    writer_until = least(writer_until, now() - interval '1 second')
               WHERE status = 'pending' AND starts_with(object_key, $1)",
             &[&ctx.settings.key_prefix],
         )

@@ -51,7 +51,10 @@ async fn schemathesis_finds_no_server_error() {
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "not_a_server_error"])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "25", "--seed", "42", "--workers", "2"])
+        // One worker: with two threads, hypothesis (on CPython 3.11) now and
+        // then fails in its own lambda-source cache ("AST constructor
+        // recursion depth mismatch"), a tool error, not a finding.
+        .args(["--max-examples", "25", "--seed", "42", "--workers", "1"])
         .args(["--request-timeout", "15", "--no-shrink"])
         .args(["--suppress-health-check", "all", "--warnings", "off"])
         .arg("--report-dir")

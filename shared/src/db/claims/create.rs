@@ -51,6 +51,15 @@ pub fn request_fingerprint(new: &NewClaim, kind: &str) -> String {
     hex::encode(Sha256::digest(fields.to_string().as_bytes()))
 }
 
+/// What [`ClaimStore::create_idempotent`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new claim.
+    New(Claim),
+    /// The claim an earlier request made with the same idempotency key.
+    Existing(Claim),
+}
+
 /// Why a claim was not created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -108,20 +117,22 @@ impl ClaimStore {
     /// advisory lock on the owner: concurrent creations for the same owner
     /// queue up for a few microseconds, other owners are not affected.
     pub async fn create(&self, new: &NewClaim, max_pending: u32) -> Result<Claim, CreateError> {
-        Ok(self.create_idempotent(new, max_pending, None).await?.0)
+        match self.create_idempotent(new, max_pending, None).await? {
+            Created::New(claim) | Created::Existing(claim) => Ok(claim),
+        }
     }
 
     /// [`create`](Self::create), unless the owner already made a claim with
-    /// the same idempotency key in the last 24 hours: then that claim, and
-    /// `true`. A retry neither starts another upload nor counts twice
-    /// against the cap.
+    /// the same idempotency key in the last 24 hours: then that claim,
+    /// [`Created::Existing`]. A retry neither starts another upload nor
+    /// counts twice against the cap.
     #[tracing::instrument(name = "db.create_idempotent", skip_all)]
     pub async fn create_idempotent(
         &self,
         new: &NewClaim,
         max_pending: u32,
         idempotency_key: Option<&str>,
-    ) -> Result<(Claim, bool), CreateError> {
+    ) -> Result<Created, CreateError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Every statement below runs while the owner's lock is held, so each
@@ -132,7 +143,7 @@ impl ClaimStore {
         tx.execute(&lock, &[&new.owner]).await?;
         if let Some(idem) = idempotency_key {
             if let Some(claim) = reuse_idempotent(&tx, new, idem).await? {
-                return Ok((claim, true));
+                return Ok(Created::Existing(claim));
             }
         }
         // Counting stops at the cap: only "under or not" matters, and an
@@ -167,7 +178,7 @@ impl ClaimStore {
             )
             .await?;
         tx.commit().await?;
-        Ok((claim_from_row(&row)?, false))
+        Ok(Created::New(claim_from_row(&row)?))
     }
 }
 

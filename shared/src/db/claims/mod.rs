@@ -22,7 +22,7 @@ mod create;
 mod lifecycle;
 mod sweep;
 mod writer;
-pub use create::{request_fingerprint, CreateError, NewClaim};
+pub use create::{request_fingerprint, CreateError, Created, NewClaim};
 pub use writer::WriterLock;
 
 /// The columns [`claim_from_row`] reads, named one by one: a column added

@@ -51,14 +51,15 @@ impl FsStore {
     }
 
     /// Streams `body` (exactly `len` bytes) into a fresh temp file, synced to
-    /// disk. With `header`, the first [`multipart::HEADER_LEN`] bytes are left
-    /// for the caller and the SHA-256 of the body is returned.
+    /// disk. A [`TempKind::Part`] starts with a [`multipart::HEADER_LEN`]
+    /// header holding its ETag, and the SHA-256 of the body is returned.
     pub(super) async fn write_temp(
         &self,
         body: ByteStream,
         len: u64,
-        header: bool,
+        kind: TempKind,
     ) -> Result<(TempFile, Option<[u8; 32]>), StoreError> {
+        let header = kind == TempKind::Part;
         let temp = TempFile::new(self.temp_path());
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -93,4 +94,13 @@ impl FsStore {
         file.sync_all().await.map_err(io_error)?;
         Ok((temp, digest))
     }
+}
+
+/// What a temp file will become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TempKind {
+    /// An object: the body alone.
+    Object,
+    /// A multipart part: an ETag header, then the body.
+    Part,
 }
