@@ -5,7 +5,6 @@ use actix_web::{get, HttpResponse};
 use claimcheck::{
     domain::ClaimStatus,
     tokens::{MintedToken, Scope, TokenInfo},
-    uploads::InitMultipart,
 };
 use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
@@ -19,8 +18,8 @@ use crate::{
         health, multipart, tokens, uploads,
     },
     wire::{
-        ClaimBody, ClaimPage, ClaimWithParts, ObjectBody, PartBody, PresignedPart, Problem,
-        TokenPage,
+        ClaimBody, ClaimPage, ClaimWithParts, InitMultipartRequest, ObjectBody, PartBody,
+        PresignedPart, Problem, TokenPage,
     },
 };
 
@@ -64,7 +63,7 @@ impl Modify for BearerAuth {
         admin::metrics,
     ),
     components(schemas(
-        Problem, ClaimBody, ClaimStatus, ClaimWithParts, ClaimPage, PartBody, InitMultipart,
+        Problem, ClaimBody, ClaimStatus, ClaimWithParts, ClaimPage, PartBody, InitMultipartRequest,
         PresignedPart, TokenInfo, MintedToken, TokenPage, Scope, tokens::MintRequest,
         ObjectBody, adoption::ConsumeRequest, adoption::ConsumedObjects, adoption::DeleteItem,
         adoption::DeleteRequest, adoption::DeletesAccepted, downloads::DownloadUrlRequest,
@@ -76,7 +75,12 @@ impl Modify for BearerAuth {
 pub struct ApiDoc;
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", security(()), responses((status = 200, description = "The OpenAPI 3 description")))]
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3 description")),
+)]
 #[get("/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())

@@ -1,5 +1,5 @@
-//! The REST API's response bodies: the types handlers serialize, and the
-//! ones `openapi.rs` describes. The core's domain types (`Claim`,
+//! The REST API's wire types: the bodies handlers read and serialize, and
+//! the ones `openapi.rs` describes. The core's domain types (`Claim`,
 //! `RegistryObject`, ...) never reach the wire themselves: a field added to
 //! one does not leak into the API, and a field of the API (`public_url`)
 //! needs nothing in the core.
@@ -11,11 +11,41 @@ use claimcheck::{
     domain::{Claim, ClaimStatus, RegistryObject},
     store::PresignedRequest,
     tokens::TokenInfo,
-    uploads::PartReceipt,
+    uploads::{InitMultipart, PartReceipt},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// `POST /v1/uploads/multipart`'s body (`InitMultipart` in the OpenAPI
+/// document).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = InitMultipart)]
+pub struct InitMultipartRequest {
+    /// The client's filename.
+    pub filename: String,
+    /// The object's content type.
+    pub content_type: String,
+    /// The whole object's size in bytes.
+    pub size: u64,
+    /// Bytes per part (the last part: the remainder); chosen when absent.
+    pub part_size: Option<u64>,
+    /// `pub/` or `priv/` (default false).
+    #[serde(default)]
+    pub public: bool,
+}
+
+impl From<InitMultipartRequest> for InitMultipart {
+    fn from(r: InitMultipartRequest) -> Self {
+        Self {
+            filename: r.filename,
+            content_type: r.content_type,
+            size: r.size,
+            part_size: r.part_size,
+            public: r.public,
+        }
+    }
+}
 
 /// An error (RFC 9457 problem details) with claimcheck's stable `code`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -60,7 +60,7 @@ pub struct Planted {
 /// `owner-1`, 1 byte, no multipart session, expiring in a minute, unless
 /// the builder says otherwise.
 ///
-/// ```ignore
+/// ```text
 /// PlantClaim::pending(&key).size(100).session(&upload_id).expired().plant(&db).await;
 /// ```
 #[derive(Debug, Clone)]

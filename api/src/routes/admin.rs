@@ -20,7 +20,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /v1/admin/queue`: rows by state, the oldest due row's age, dead rows.
-#[utoipa::path(get, path = "/v1/admin/queue", responses((status = 200, description = "Queue rows by state, oldest due age, the first 100 dead rows"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/v1/admin/queue",
+    responses(
+        (
+            status = 200,
+            description = "Queue rows by state, oldest due age, the first 100 dead rows",
+        ),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[get("/v1/admin/queue", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn queue(
     _caller: Caller,
@@ -49,7 +61,18 @@ pub struct RetryDead {
 }
 
 /// `POST /v1/admin/queue/dead/retry`: put dead rows back in the queue.
-#[utoipa::path(post, path = "/v1/admin/queue/dead/retry", request_body(content = Option<RetryDead>), responses((status = 200, description = "How many rows went back: {\"retried\": n}"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/admin/queue/dead/retry",
+    request_body(content = Option<RetryDead>),
+    responses(
+        (status = 200, description = "How many rows went back: {\"retried\": n}"),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/admin/queue/dead/retry", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn retry_dead(
     _caller: Caller,
@@ -73,7 +96,12 @@ pub(crate) async fn retry_dead(
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    security(()),
+    responses((status = 200, description = "Prometheus text format")),
+)]
 #[get("/metrics")]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // The pool gauge costs no query: read it at scrape time.

@@ -90,7 +90,25 @@ pub struct DeletesAccepted {
 /// nothing. A retry of a consume that already happened (same owner, every
 /// key in the registry for that owner, consumed within 24 h) answers 200
 /// again with the same objects.
-#[utoipa::path(post, path = "/v1/claims/consume", request_body = ConsumeRequest, responses((status = 200, body = ConsumedObjects), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem, description = "Some key is unknown, pending or another owner's (`missing` lists them); nothing was consumed"), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/claims/consume",
+    request_body = ConsumeRequest,
+    responses(
+        (status = 200, body = ConsumedObjects),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (
+            status = 404,
+            body = Problem,
+            description = "Some key is unknown, pending or another owner's (
+                `missing` lists them,
+            ); nothing was consumed",
+        ),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/claims/consume", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn consume(
     _caller: Caller,
@@ -130,7 +148,20 @@ pub(crate) async fn consume(
 
 /// The registry row of a live object. The key goes in the path as it is,
 /// slashes included.
-#[utoipa::path(get, path = "/v1/objects/{key}", params(("key" = String, Path, description = "The object key, slashes included, not encoded")), responses((status = 200, body = ObjectBody), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/v1/objects/{key}",
+    params(
+        ("key" = String, Path, description = "The object key, slashes included, not encoded"),
+    ),
+    responses(
+        (status = 200, body = ObjectBody),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[get("/v1/objects/{key:.*}", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn show_object(
     _caller: Caller,
@@ -147,7 +178,19 @@ pub(crate) async fn show_object(
 
 /// Removes the registry rows of the keys (where there are any) and queues
 /// every key's delete, in one transaction. Reasons: `replaced`, `deleted`.
-#[utoipa::path(post, path = "/v1/deletes", request_body = DeleteRequest, responses((status = 202, body = DeletesAccepted), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/deletes",
+    request_body = DeleteRequest,
+    responses(
+        (status = 202, body = DeletesAccepted),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 409, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/deletes", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn schedule_deletes(
     _caller: Caller,

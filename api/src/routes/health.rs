@@ -13,7 +13,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "The process answers")))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    security(()),
+    responses((status = 200, description = "The process answers")),
+)]
 #[get("/healthz")]
 pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -25,7 +30,15 @@ pub(crate) async fn healthz() -> HttpResponse {
 /// out at once, and uploads answer 503 by themselves meanwhile. The route
 /// needs no token, so the body says only `ok` or `unavailable` (and the
 /// request id); the errors go to the log.
-#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "PostgreSQL answers; the store's state is in the body"), (status = 503, description = "PostgreSQL does not answer")))]
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    security(()),
+    responses(
+        (status = 200, description = "PostgreSQL answers; the store's state is in the body"),
+        (status = 503, description = "PostgreSQL does not answer"),
+    ),
+)]
 #[get("/readyz")]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = if probe::store_answers(&*state.store, &state.key_prefix).await {

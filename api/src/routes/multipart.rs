@@ -2,7 +2,6 @@
 
 use actix_web::middleware::from_fn;
 use actix_web::{post, put, web, HttpRequest, HttpResponse};
-use claimcheck::uploads::InitMultipart;
 
 use super::uploads::{claim_response, idempotency_key, parse_id, started_response};
 use crate::{
@@ -10,7 +9,7 @@ use crate::{
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
-    wire::{ClaimBody, PartBody, PresignedPart, Problem},
+    wire::{ClaimBody, InitMultipartRequest, PartBody, PresignedPart, Problem},
 };
 
 /// Registers the routes of this module.
@@ -22,25 +21,66 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST /v1/uploads/multipart`: start a chunked upload.
-#[utoipa::path(post, path = "/v1/uploads/multipart", params(("Idempotency-Key" = Option<String>, Header)), request_body = InitMultipart, responses((status = 201, body = ClaimBody), (status = 200, body = ClaimBody, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/uploads/multipart",
+    params(("Idempotency-Key" = Option<String>, Header)),
+    request_body = InitMultipartRequest,
+    responses(
+        (status = 201, body = ClaimBody),
+        (
+            status = 200,
+            body = ClaimBody,
+            description = "An earlier upload with the same Idempotency-Key",
+        ),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 413, body = Problem),
+        (status = 415, body = Problem),
+        (status = 429, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/uploads/multipart", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn init(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<InitMultipart>,
+    body: web::Json<InitMultipartRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = caller.owner();
     let idempotency_key = idempotency_key(&req)?;
     let started = state
         .uploads
-        .init_multipart(owner, body.into_inner(), idempotency_key)
+        .init_multipart(owner, body.into_inner().into(), idempotency_key)
         .await?;
     Ok(started_response(&state, &started))
 }
 
 /// `PUT /v1/uploads/{id}/parts/{n}`: the raw part, streamed.
-#[utoipa::path(put, path = "/v1/uploads/{id}/parts/{n}", params(("id" = String, Path), ("n" = u32, Path), ("X-Content-SHA256" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = PartBody), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 411, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    put,
+    path = "/v1/uploads/{id}/parts/{n}",
+    params(
+        ("id" = String, Path),
+        ("n" = u32, Path),
+        ("X-Content-SHA256" = Option<String>, Header),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, body = PartBody),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 410, body = Problem),
+        (status = 411, body = Problem),
+        (status = 422, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[put("/v1/uploads/{id}/parts/{n}", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn put_part(
     caller: Caller,
@@ -69,7 +109,21 @@ pub(crate) async fn put_part(
 }
 
 /// `POST /v1/uploads/{id}/parts/{n}/presign`: a URL to PUT part n straight to S3.
-#[utoipa::path(post, path = "/v1/uploads/{id}/parts/{n}/presign", params(("id" = String, Path), ("n" = u32, Path)), responses((status = 200, body = PresignedPart), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/uploads/{id}/parts/{n}/presign",
+    params(("id" = String, Path), ("n" = u32, Path)),
+    responses(
+        (status = 200, body = PresignedPart),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 410, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/uploads/{id}/parts/{n}/presign", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn presign(
     caller: Caller,
@@ -84,7 +138,20 @@ pub(crate) async fn presign(
 }
 
 /// `POST /v1/uploads/{id}/complete`: assemble the parts.
-#[utoipa::path(post, path = "/v1/uploads/{id}/complete", params(("id" = String, Path)), responses((status = 200, body = ClaimBody), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 410, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/uploads/{id}/complete",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = ClaimBody),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+        (status = 410, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/uploads/{id}/complete", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn complete(
     caller: Caller,

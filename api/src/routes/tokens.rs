@@ -36,7 +36,18 @@ pub struct MintRequest {
 }
 
 /// `POST /v1/tokens`: the raw token is in this answer and nowhere else.
-#[utoipa::path(post, path = "/v1/tokens", request_body = MintRequest, responses((status = 201, body = MintedToken), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    request_body = MintRequest,
+    responses(
+        (status = 201, body = MintedToken),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/tokens", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn mint(
     _caller: Caller,
@@ -75,7 +86,16 @@ pub(crate) async fn mint(
 }
 
 /// `GET /v1/tokens`: every token's record, never a secret.
-#[utoipa::path(get, path = "/v1/tokens", responses((status = 200, body = TokenPage), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    responses(
+        (status = 200, body = TokenPage),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[get("/v1/tokens", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn list(
     _caller: Caller,
@@ -87,7 +107,18 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /v1/tokens/{id}`: revoke.
-#[utoipa::path(delete, path = "/v1/tokens/{id}", params(("id" = String, Path)), responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[delete("/v1/tokens/{id}", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn revoke(
     _caller: Caller,

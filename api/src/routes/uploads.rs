@@ -34,7 +34,39 @@ struct CreateQuery {
 }
 
 /// `POST /v1/uploads?filename=F&public=false`: the body is the file.
-#[utoipa::path(post, path = "/v1/uploads", params(("filename" = String, Query), ("public" = Option<bool>, Query), ("X-Content-SHA256" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file, streamed; Content-Length required"), responses((status = 201, body = ClaimBody), (status = 200, body = ClaimBody, description = "An earlier upload with the same Idempotency-Key"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem), (status = 411, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    post,
+    path = "/v1/uploads",
+    params(
+        ("filename" = String, Query),
+        ("public" = Option<bool>, Query),
+        ("X-Content-SHA256" = Option<String>, Header),
+        ("Idempotency-Key" = Option<String>, Header),
+    ),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/octet-stream",
+        description = "The file, streamed; Content-Length required",
+    ),
+    responses(
+        (status = 201, body = ClaimBody),
+        (
+            status = 200,
+            body = ClaimBody,
+            description = "An earlier upload with the same Idempotency-Key",
+        ),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 409, body = Problem),
+        (status = 411, body = Problem),
+        (status = 413, body = Problem),
+        (status = 415, body = Problem),
+        (status = 422, body = Problem),
+        (status = 429, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[post("/v1/uploads", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn create(
     caller: Caller,
@@ -70,7 +102,22 @@ struct ListQuery {
 
 /// `GET /v1/uploads?status=pending&limit=&cursor=`: the caller's uploads,
 /// newest first.
-#[utoipa::path(get, path = "/v1/uploads", params(("status" = Option<String>, Query, description = "pending or uploaded"), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, body = ClaimPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/v1/uploads",
+    params(
+        ("status" = Option<String>, Query, description = "pending or uploaded"),
+        ("limit" = Option<i64>, Query),
+        ("cursor" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, body = ClaimPage),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[get("/v1/uploads", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn list(
     caller: Caller,
@@ -102,7 +149,18 @@ pub(crate) async fn list(
 }
 
 /// `GET /v1/uploads/{id}`: the claim and its parts so far.
-#[utoipa::path(get, path = "/v1/uploads/{id}", params(("id" = String, Path)), responses((status = 200, body = ClaimWithParts), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    get,
+    path = "/v1/uploads/{id}",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = ClaimWithParts),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[get("/v1/uploads/{id}", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn show(
     caller: Caller,
@@ -119,7 +177,18 @@ pub(crate) async fn show(
 
 /// `DELETE /v1/uploads/{id}`: abort a pending upload or discard an
 /// unconsumed one.
-#[utoipa::path(delete, path = "/v1/uploads/{id}", params(("id" = String, Path)), responses((status = 204, description = "Aborted or discarded"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(
+    delete,
+    path = "/v1/uploads/{id}",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Aborted or discarded"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
 #[delete("/v1/uploads/{id}", wrap = "from_fn(auth::upload)")]
 pub(crate) async fn discard(
     caller: Caller,

@@ -18,8 +18,8 @@ use crate::{
     store::{ByteStream, PresignedRequest, Sha256Tap, StoreError, MAX_PARTS},
 };
 
-/// `POST /v1/uploads/multipart`'s body.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+/// A chunked upload to start.
+#[derive(Debug, Clone)]
 pub struct InitMultipart {
     /// The client's filename.
     pub filename: String,
@@ -29,8 +29,7 @@ pub struct InitMultipart {
     pub size: u64,
     /// Bytes per part (the last part: the remainder); chosen when absent.
     pub part_size: Option<u64>,
-    /// `pub/` or `priv/` (default false).
-    #[serde(default)]
+    /// `pub/` or `priv/`.
     pub public: bool,
 }
 

@@ -91,7 +91,23 @@ pub struct DownloadUrl {
 
 /// A time-limited download URL for a live registry object: a presigned S3
 /// GET, or with the filesystem store an HMAC-signed URL the API serves.
-#[utoipa::path(post, path = "/v1/objects/url", request_body = DownloadUrlRequest, responses((status = 200, body = DownloadUrl), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem, description = "Store unreachable, or filesystem store without CLAIMCHECK_URL_SIGNING_KEY")))]
+#[utoipa::path(
+    post,
+    path = "/v1/objects/url",
+    request_body = DownloadUrlRequest,
+    responses(
+        (status = 200, body = DownloadUrl),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (
+            status = 503,
+            body = Problem,
+            description = "Store unreachable, or filesystem store without CLAIMCHECK_URL_SIGNING_KEY",
+        ),
+    ),
+)]
 #[post("/v1/objects/url", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn download_url(
     _caller: Caller,
@@ -156,7 +172,29 @@ fn absolute(req: &HttpRequest, url: String) -> Result<String, ApiError> {
 
 /// Serves a file of the filesystem store to whoever holds a valid signed URL
 /// (no bearer token), with Range, If-Range and conditional requests.
-#[utoipa::path(get, path = "/v1/files/{key}", security(()), params(("key" = String, Path, description = "The object key, slashes included"), ("expires" = i64, Query), ("type" = Option<String>, Query, description = "The object's content type, answered as Content-Type"), ("filename" = Option<String>, Query), ("sig" = String, Query)), responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 206, description = "The requested range"), (status = 403, body = Problem, description = "Signature invalid or expired"), (status = 404, body = Problem), (status = 416, description = "Range not satisfiable")))]
+#[utoipa::path(
+    get,
+    path = "/v1/files/{key}",
+    security(()),
+    params(
+        ("key" = String, Path, description = "The object key, slashes included"),
+        ("expires" = i64, Query),
+        (
+            "type" = Option<String>,
+            Query,
+            description = "The object's content type, answered as Content-Type",
+        ),
+        ("filename" = Option<String>, Query),
+        ("sig" = String, Query),
+    ),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range"),
+        (status = 403, body = Problem, description = "Signature invalid or expired"),
+        (status = 404, body = Problem),
+        (status = 416, description = "Range not satisfiable"),
+    ),
+)]
 #[route("/v1/files/{key:.*}", method = "GET", method = "HEAD")]
 pub(crate) async fn serve_file(
     state: web::Data<AppState>,
