@@ -33,7 +33,7 @@ use futures::Stream;
 pub use body::{into_store_error, ExactLength, Sha256Handle, Sha256Tap};
 pub use download::DownloadResponse;
 pub use key::{validate_key, validate_prefix};
-pub use limits::{check_part, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use limits::{check_layout, check_part, LayoutError, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use open::{open, UrlSigning};
 
 /// An object's or a part's bytes, as they arrive.

@@ -115,6 +115,15 @@ impl From<StoreError> for UploadError {
     }
 }
 
+impl From<crate::store::LayoutError> for UploadError {
+    fn from(e: crate::store::LayoutError) -> Self {
+        match e {
+            crate::store::LayoutError::Missing(parts) => UploadError::MissingParts(parts),
+            other => UploadError::Conflict(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::db::claims::CreateError> for UploadError {
     fn from(e: crate::db::claims::CreateError) -> Self {
         match e {
