@@ -9,6 +9,7 @@ mod complete;
 mod empty;
 mod limits;
 mod multipart;
+mod progress;
 mod single;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 pub use limits::{choose_part_size, ContentTypes, Limits};
 pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
+pub use progress::{PartProgress, Progress};
 pub use single::SingleUpload;
 
 use crate::{
