@@ -22,6 +22,7 @@ pub mod open;
 pub mod probe;
 pub mod s3;
 pub mod signed_url;
+pub mod split;
 
 use std::{fmt, pin::Pin, time::Duration};
 
