@@ -22,6 +22,7 @@ pub mod open;
 pub mod probe;
 pub mod s3;
 pub mod signed_url;
+pub mod split;
 
 use std::{fmt, pin::Pin, time::Duration};
 
@@ -33,7 +34,7 @@ use futures::Stream;
 pub use body::{into_store_error, ExactLength, Sha256Handle, Sha256Tap};
 pub use download::DownloadResponse;
 pub use key::{validate_key, validate_prefix};
-pub use limits::{check_part, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use limits::{check_layout, check_part, LayoutError, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use open::{open, UrlSigning};
 
 /// An object's or a part's bytes, as they arrive.

@@ -3,13 +3,11 @@
 
 use uuid::Uuid;
 
-use super::{
-    empty::is_empty_chunked, multipart::expected_part_size, object_is_whole, UploadError, Uploads,
-};
+use super::{empty::is_empty_chunked, object_is_whole, UploadError, Uploads};
 use crate::{
     db::claims::{Transition, WriterLock},
     domain::{composite_sha256, Claim, ClaimStatus},
-    store::{CompletedPart, StoreError},
+    store::{check_layout, CompletedPart, StoreError},
 };
 
 /// How long a complete waits for a concurrent complete of the same claim
@@ -90,20 +88,17 @@ impl Uploads {
         let id = claim.id;
         let upload_id = claim.upload_id.clone().ok_or(UploadError::NotFound)?;
         let received = self.received_parts(claim).await?;
-        let count = claim.part_count.unwrap_or(1) as u32;
-        let missing: Vec<u32> = (1..=count).filter(|n| !received.contains_key(n)).collect();
-        if !missing.is_empty() {
-            return Err(UploadError::MissingParts(missing));
-        }
-        for (n, (part, _)) in &received {
-            let expected = expected_part_size(claim, *n)?;
-            if part.size != expected {
-                return Err(UploadError::Conflict(format!(
-                    "part {n} is {} bytes, expected {expected}",
-                    part.size
-                )));
+        // The REST contract names every part of its fixed layout not yet
+        // received, also those after the last one received.
+        if let Some(count) = claim.part_count {
+            let count = count as u32;
+            let missing: Vec<u32> = (1..=count).filter(|n| !received.contains_key(n)).collect();
+            if !missing.is_empty() {
+                return Err(UploadError::MissingParts(missing));
             }
         }
+        let sizes = received.iter().map(|(n, (p, _))| (*n, p.size)).collect();
+        check_layout(&sizes, claim.size as u64)?;
         let completed: Vec<CompletedPart> = received
             .iter()
             .map(|(n, (_, etag))| CompletedPart {

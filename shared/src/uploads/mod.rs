@@ -9,6 +9,7 @@ mod complete;
 mod empty;
 mod limits;
 mod multipart;
+mod progress;
 mod single;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 pub use limits::{choose_part_size, ContentTypes, Limits};
 pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
+pub use progress::{PartProgress, Progress};
 pub use single::SingleUpload;
 
 use crate::{
@@ -111,6 +113,15 @@ impl From<StoreError> for UploadError {
                 UploadError::Invalid(format!("the {store} store does not support {what}"))
             }
             other => UploadError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::LayoutError> for UploadError {
+    fn from(e: crate::store::LayoutError) -> Self {
+        match e {
+            crate::store::LayoutError::Missing(parts) => UploadError::MissingParts(parts),
+            other => UploadError::Conflict(other.to_string()),
         }
     }
 }

@@ -13,6 +13,7 @@ mod migrations;
 mod object_store;
 mod operate;
 mod pg_tls;
+mod progress;
 mod queue;
 mod support;
 mod sweeper;
