@@ -53,7 +53,7 @@ impl MediaType {
     }
 
     /// The top-level type (`image` in `image/png`).
-    pub fn kind(&self) -> &str {
+    pub fn top_level(&self) -> &str {
         &self.essence[..self.slash]
     }
 
@@ -64,14 +64,14 @@ impl MediaType {
 
     /// Whether type or subtype is `*`: a pattern, not the type of an object.
     pub fn is_wildcard(&self) -> bool {
-        self.kind() == "*" || self.subtype() == "*"
+        self.top_level() == "*" || self.subtype() == "*"
     }
 
     /// Whether a browser shows this type without running anything in it:
     /// raster images (not SVG, nor any XML), PDF, audio, video, plain text.
     /// Downloads of these may be `inline`; everything else is an attachment.
     pub fn is_inert(&self) -> bool {
-        match self.kind() {
+        match self.top_level() {
             "image" => !self.subtype().starts_with("svg") && !self.subtype().ends_with("xml"),
             "audio" | "video" => true,
             _ => matches!(self.essence(), "application/pdf" | "text/plain"),

@@ -169,11 +169,46 @@ pub fn plain_stdout(output: &Output) -> Vec<String> {
         .collect()
 }
 
-/// A local port nothing listens on (bound, then closed): connections to it
-/// are refused, like an S3 server that is down.
+/// A local port free a moment ago (bound, then closed), for a process to
+/// listen on. As an endpoint that must refuse connections it is racy:
+/// another test may bind it meanwhile; use [`RefusedPort`] for that.
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
     listener.local_addr().expect("local addr").port()
+}
+
+/// A local port that refuses connections for as long as this value lives,
+/// like a server that is down: a socket is bound to it without listening,
+/// so no other test can take the port meanwhile (a closed port could be).
+pub struct RefusedPort {
+    socket: tokio::net::TcpSocket,
+}
+
+impl RefusedPort {
+    /// Reserves a port.
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("an address"))
+            .expect("bind a port");
+        Self { socket }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("local addr").port()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+}
+
+impl Default for RefusedPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A local server that accepts connections and never answers: a store call

@@ -112,7 +112,7 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
     let mut done: Option<String> = None;
     loop {
         let (page, next) = ctx
-            .store_call("list_objects", ctx.store.list_objects(prefix, continuation))
+            .store_call(ctx.store.list_objects(prefix, continuation))
             .await?;
         report.objects_scanned += page.len();
         let keys: Vec<String> = page.into_iter().map(|o| o.key).collect();
@@ -166,10 +166,7 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
 
     let far_future = Utc::now() + chrono::Duration::days(1);
     let sessions = ctx
-        .store_call(
-            "list_multipart_uploads",
-            ctx.store.list_multipart_uploads(prefix, far_future),
-        )
+        .store_call(ctx.store.list_multipart_uploads(prefix, far_future))
         .await?;
     report.sessions_scanned = sessions.len();
     report.orphan_sessions = super::orphan_sessions(ctx, sessions).await?;
@@ -205,7 +202,7 @@ fn registry(ctx: &JobContext) -> ObjectRegistry {
 }
 
 async fn exists(ctx: &JobContext, key: &str) -> Result<bool, StoreError> {
-    match ctx.store_call("head", ctx.store.head(key)).await {
+    match ctx.store_call(ctx.store.head(key)).await {
         Ok(_) => Ok(true),
         Err(StoreError::NotFound) => Ok(false),
         Err(e) => Err(e),

@@ -237,7 +237,7 @@ async fn store_work(ctx: &JobContext, rows: &[&PendingDelete]) -> HashMap<i64, S
 /// Aborts one row's session; the row's error when it failed.
 async fn abort(ctx: &JobContext, id: i64, key: &str, upload_id: &str) -> Option<(i64, String)> {
     let result = ctx
-        .store_call("abort_multipart", ctx.store.abort_multipart(key, upload_id))
+        .store_call(ctx.store.abort_multipart(key, upload_id))
         .await;
     result
         .err()
@@ -246,10 +246,7 @@ async fn abort(ctx: &JobContext, id: i64, key: &str, upload_id: &str) -> Option<
 
 /// Deletes one chunk of keys; the error of each key that failed.
 async fn delete_chunk(ctx: &JobContext, chunk: &[String]) -> Vec<(String, String)> {
-    match ctx
-        .store_call("delete_many", ctx.store.delete_many(chunk))
-        .await
-    {
+    match ctx.store_call(ctx.store.delete_many(chunk)).await {
         Ok(failed) => failed
             .into_iter()
             .map(|(key, e)| (key, format!("delete: {e}")))

@@ -170,18 +170,17 @@ impl JobContext {
         }
     }
 
-    /// Runs one store call `op` within the process's concurrency limit
+    /// Runs one store call within the process's concurrency limit
     /// ([`JobSettings::concurrency`]). The limit is the jobs' own, so it
     /// stays here; the timing and the time bound are the decorator's.
     pub(crate) async fn store_call<T>(
         &self,
-        op: &'static str,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let _slot = match self.store_slots.try_acquire() {
             Ok(slot) => slot,
             Err(_) => {
-                tracing::debug!(op, "store call waits for a slot");
+                tracing::debug!("store call waits for a slot");
                 self.store_slots
                     .acquire()
                     .await

@@ -34,10 +34,7 @@ pub async fn reap_once(ctx: &JobContext) -> Result<ReapOutcome, JobError> {
         .checked_sub_signed(min_age)
         .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     let sessions = ctx
-        .store_call(
-            "list_multipart_uploads",
-            ctx.store.list_multipart_uploads(&s.key_prefix, older_than),
-        )
+        .store_call(ctx.store.list_multipart_uploads(&s.key_prefix, older_than))
         .await?;
     let mut outcome = ReapOutcome {
         examined: sessions.len(),
@@ -47,10 +44,7 @@ pub async fn reap_once(ctx: &JobContext) -> Result<ReapOutcome, JobError> {
     let results: Vec<bool> = stream::iter(orphans)
         .map(|session| async move {
             let result = ctx
-                .store_call(
-                    "abort_multipart",
-                    ctx.store.abort_multipart(&session.key, &session.upload_id),
-                )
+                .store_call(ctx.store.abort_multipart(&session.key, &session.upload_id))
                 .await;
             match result {
                 Ok(()) => {

@@ -101,7 +101,7 @@ async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutc
     // Store I/O first, outside any transaction.
     let verdicts: Vec<(Claim, Verdict)> = stream::iter(claims)
         .map(|claim| async move {
-            let head = ctx.store_call("head", ctx.store.head(&claim.key)).await;
+            let head = ctx.store_call(ctx.store.head(&claim.key)).await;
             let verdict = match object_is_whole(&claim, head) {
                 Ok(true) => Verdict::Recover,
                 // Missing, or another size (a torn object): drop it.

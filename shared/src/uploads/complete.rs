@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{empty::is_empty_chunked, object_is_whole, UploadError, Uploads};
 use crate::{
-    db::claims::{Transition, WriterLock},
+    db::claims::WriterLock,
     domain::{composite_sha256, Claim, ClaimStatus},
     store::{check_layout, CompletedPart, StoreError},
 };
@@ -85,7 +85,6 @@ impl Uploads {
         if is_empty_chunked(claim) {
             return self.complete_empty(claim).await;
         }
-        let id = claim.id;
         let upload_id = claim.upload_id.clone().ok_or(UploadError::NotFound)?;
         let received = self.received_parts(claim).await?;
         // The REST contract names every part of its fixed layout not yet
@@ -123,26 +122,7 @@ impl Uploads {
             }
         }
         let sha256 = composite_sha256(received.values().map(|(p, _)| p.sha256.as_deref()));
-        match self
-            .claims
-            .mark_uploaded(id, sha256.as_deref(), self.limits.unconsumed_ttl)
-            .await?
-        {
-            Transition::Done(c) | Transition::AlreadyDone(c) => Ok(c),
-            Transition::Expired(_) => {
-                // The object is whole: left with its claim, the sweeper would
-                // recover it to `uploaded` after this request was told it expired.
-                self.claims.delete_pending(id, true).await?;
-                Err(UploadError::Expired)
-            }
-            Transition::NotFound => {
-                // Discarded or swept while assembling (whoever removed the
-                // claim queued its key too; this covers a removal that raced
-                // the store): the object is ours to clean up unless live.
-                self.orphaned(claim).await?;
-                Err(UploadError::NotFound)
-            }
-        }
+        self.finish(claim, sha256.as_deref()).await
     }
 
     /// Whether the store holds the claim's whole object ([`object_is_whole`]);

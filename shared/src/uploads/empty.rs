@@ -7,7 +7,6 @@
 
 use super::{multipart::PartReceipt, UploadError, Uploads};
 use crate::{
-    db::claims::Transition,
     domain::{composite_sha256, Claim, Part},
     store::ByteStream,
 };
@@ -57,21 +56,7 @@ impl Uploads {
             .put(&claim.key, empty, 0, &claim.content_type)
             .await?;
         let sha256 = composite_sha256([Some(EMPTY_SHA256)]);
-        match self
-            .claims
-            .mark_uploaded(claim.id, sha256.as_deref(), self.limits.unconsumed_ttl)
-            .await?
-        {
-            Transition::Done(c) | Transition::AlreadyDone(c) => Ok(c),
-            Transition::Expired(_) => {
-                self.claims.delete_pending(claim.id, true).await?;
-                Err(UploadError::Expired)
-            }
-            Transition::NotFound => {
-                self.orphaned(claim).await?;
-                Err(UploadError::NotFound)
-            }
-        }
+        self.finish(claim, sha256.as_deref()).await
     }
 }
 

@@ -86,7 +86,7 @@ impl ContentTypes {
             })?;
         let matches = |pattern: &String| match pattern.split_once('/') {
             Some(("*", "*")) => true,
-            Some((t, "*")) => media.kind() == t,
+            Some((t, "*")) => media.top_level() == t,
             _ => pattern == media.essence(),
         };
         if !self.allowed.iter().any(matches) || self.denied.iter().any(matches) {

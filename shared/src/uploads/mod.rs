@@ -24,7 +24,7 @@ pub use single::SingleUpload;
 
 use crate::{
     db::{
-        claims::{request_fingerprint, NewClaim},
+        claims::{request_fingerprint, NewClaim, Transition},
         deletes::NewDelete,
         ClaimStore, DbError, DeleteQueue, PartStore,
     },
@@ -298,6 +298,27 @@ impl Uploads {
         };
         new.fingerprint = request_fingerprint(&new, kind);
         new
+    }
+
+    /// Marks a claim whose object the store now holds whole as uploaded,
+    /// with its checksum: the last step of every upload. A claim that ran
+    /// out meanwhile is removed (its key queued): left with its whole
+    /// object, the sweeper would recover it to `uploaded` after this request
+    /// was told it expired. A claim gone meanwhile (discarded or swept while
+    /// the bytes landed) leaves an object that is ours to clean up.
+    async fn finish(&self, claim: &Claim, sha256: Option<&str>) -> Result<Claim, UploadError> {
+        let ttl = self.limits.unconsumed_ttl;
+        match self.claims.mark_uploaded(claim.id, sha256, ttl).await? {
+            Transition::Done(c) | Transition::AlreadyDone(c) => Ok(c),
+            Transition::Expired(_) => {
+                self.claims.delete_pending(claim.id, true).await?;
+                Err(UploadError::Expired)
+            }
+            Transition::NotFound => {
+                self.orphaned(claim).await?;
+                Err(UploadError::NotFound)
+            }
+        }
     }
 
     /// Queues the delete of an object this request wrote but lost the race

@@ -2,7 +2,7 @@
 
 use super::{Started, UploadError, Uploads};
 use crate::{
-    db::claims::{Created, Transition},
+    db::claims::Created,
     domain::{Claim, ClaimStatus},
     input,
     store::{ByteStream, Sha256Tap},
@@ -105,23 +105,7 @@ impl Uploads {
             self.drop_failed(&claim).await?;
             return Err(UploadError::ChecksumMismatch { actual });
         }
-        match self
-            .claims
-            .mark_uploaded(claim.id, Some(&actual), self.limits.unconsumed_ttl)
-            .await?
-        {
-            Transition::Done(c) | Transition::AlreadyDone(c) => Ok(Started::Created(c)),
-            Transition::Expired(_) => {
-                // The object is whole: left with its claim, the sweeper would
-                // recover it to `uploaded` after this request was told it expired.
-                self.drop_failed(&claim).await?;
-                Err(UploadError::Expired)
-            }
-            Transition::NotFound => {
-                self.orphaned(&claim).await?;
-                Err(UploadError::NotFound)
-            }
-        }
+        Ok(Started::Created(self.finish(&claim, Some(&actual)).await?))
     }
 
     /// Undoes a failed single-shot upload: the claim goes and, in the same

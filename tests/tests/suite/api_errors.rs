@@ -174,13 +174,9 @@ async fn fifty_concurrent_inits_against_a_cap_of_ten() {
 
 #[tokio::test]
 async fn an_unreachable_store_answers_503_and_keeps_no_claim() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    // Nothing listens there, and no other test can take the port meanwhile.
+    let down = claimcheck_tests::procs::RefusedPort::new();
+    let endpoint = down.url();
     let app =
         TestApp::spawn_with(Store::S3, &[("CLAIMCHECK_S3_ENDPOINT", endpoint.as_str())]).await;
     let res = app

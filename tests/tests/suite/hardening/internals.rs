@@ -2,7 +2,10 @@
 //! id, never the database's or the object store's error text (which goes to
 //! the log, under the same request id).
 
-use claimcheck_tests::app::{Store, TestApp};
+use claimcheck_tests::{
+    app::{Store, TestApp},
+    procs::RefusedPort,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -22,15 +25,6 @@ const INTERNAL_TEXT: [&str; 10] = [
     "postgres",
     "io error",
 ];
-
-/// A port nothing listens on (it was free a moment ago).
-fn dead_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Sends `req` with `X-Request-ID: id`; asserts a 503 whose body carries the
 /// id and none of the internal text; returns the body.
@@ -53,7 +47,8 @@ async fn assert_generic_503(req: reqwest::RequestBuilder, id: &str, port: u16) -
 
 #[tokio::test]
 async fn an_unreachable_database_is_not_described_to_clients() {
-    let port = dead_port();
+    let down = RefusedPort::new();
+    let port = down.port();
     let url = format!("postgres://claimcheck:secret@127.0.0.1:{port}/claimcheck");
     let app = TestApp::spawn_with(Store::Fs, &[("DATABASE_URL", url.as_str())]).await;
     let body = assert_generic_503(app.req(Method::GET, "/v1/uploads"), "req-db-1", port).await;
@@ -78,8 +73,8 @@ async fn an_unreachable_database_is_not_described_to_clients() {
 
 #[tokio::test]
 async fn an_unreachable_store_is_not_described_to_clients() {
-    let port = dead_port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let down = RefusedPort::new();
+    let (port, endpoint) = (down.port(), down.url());
     let app =
         TestApp::spawn_with(Store::S3, &[("CLAIMCHECK_S3_ENDPOINT", endpoint.as_str())]).await;
     let init = app

@@ -17,23 +17,16 @@ use claimcheck_tests::{
     app::{Store, TestApp},
     db::TestDb,
     jobs::{context, delete, fast_settings},
+    procs,
     stores::{test_prefix, S3Target},
 };
 use reqwest::Method;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-/// Accepts every connection and never answers; the address as a URL.
-async fn black_hole() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    format!("http://{addr}")
+/// A server that accepts connections and never answers, as a URL.
+fn black_hole() -> String {
+    format!("http://127.0.0.1:{}", procs::black_hole())
 }
 
 fn store_at(endpoint: &str, timeout: Duration) -> S3Settings {
@@ -47,7 +40,7 @@ fn store_at(endpoint: &str, timeout: Duration) -> S3Settings {
 /// Every store call without a body gives up after `CLAIMCHECK_S3_TIMEOUT`.
 #[tokio::test]
 async fn s3_calls_without_a_body_give_up_after_the_timeout() {
-    let store = S3Store::new(store_at(&black_hole().await, Duration::from_secs(1)))
+    let store = S3Store::new(store_at(&black_hole(), Duration::from_secs(1)))
         .await
         .unwrap();
     let started = Instant::now();
@@ -76,7 +69,7 @@ async fn s3_calls_without_a_body_give_up_after_the_timeout() {
 /// The API answers 503 (not a hung request) when S3 is a black hole.
 #[tokio::test]
 async fn the_api_answers_503_when_s3_never_answers() {
-    let hole = black_hole().await;
+    let hole = black_hole();
     let app = TestApp::spawn_with(
         Store::S3,
         &[
@@ -116,7 +109,7 @@ async fn a_worker_store_call_is_bounded_and_a_wedged_loop_is_seen() {
     let prefix = test_prefix();
     // The S3 client would wait a minute; the worker's bound is 1 s.
     let store: Arc<dyn ObjectStore> = Arc::new(
-        S3Store::new(store_at(&black_hole().await, Duration::from_secs(60)))
+        S3Store::new(store_at(&black_hole(), Duration::from_secs(60)))
             .await
             .unwrap(),
     );

@@ -9,7 +9,7 @@ use claimcheck_tests::{
     jobs::{count, delete, exists, put_object, record_removals, wait_until_empty, walk_files},
     procs::{
         black_hole, closed_port, http_get, log_duration_secs, log_field, s3_worker_env,
-        WorkerProcess,
+        RefusedPort, WorkerProcess,
     },
     stores::{s3_store, test_prefix},
 };
@@ -109,8 +109,8 @@ async fn a_worker_facing_a_dead_s3_backs_off_and_another_drains_once_it_is_back(
         ("CLAIMCHECK_DELETE_BACKOFF_BASE", "1s".to_owned()),
         ("CLAIMCHECK_POLL_INTERVAL", "200ms".to_owned()),
     ];
-    let down = format!("http://127.0.0.1:{}", closed_port());
-    let mut env = s3_worker_env(&db.url, &prefix, Some(down));
+    let down = RefusedPort::new();
+    let mut env = s3_worker_env(&db.url, &prefix, Some(down.url()));
     env.extend(tuning.clone());
     let mut worker = WorkerProcess::spawn(&env);
     worker.wait_for_log("worker started", Duration::from_secs(20));
