@@ -183,7 +183,9 @@ impl From<UploadError> for ApiError {
         match e {
             UploadError::NotFound => ApiError::not_found(message),
             UploadError::Expired => ApiError::Expired,
-            UploadError::Conflict(_) | UploadError::Busy(_) => ApiError::conflict(message),
+            UploadError::Conflict(_)
+            | UploadError::Busy(_)
+            | UploadError::OffsetMismatch { .. } => ApiError::conflict(message),
             UploadError::MissingParts(parts) => ApiError::Conflict {
                 message: format!("parts missing: {parts:?}"),
                 missing_parts: Some(parts),
@@ -192,7 +194,9 @@ impl From<UploadError> for ApiError {
                 ApiError::InvalidRequest(message)
             }
             UploadError::LengthRequired => ApiError::LengthRequired,
-            UploadError::TooLarge { .. } => ApiError::TooLarge(message),
+            UploadError::TooLarge { .. } | UploadError::PastLength { .. } => {
+                ApiError::TooLarge(message)
+            }
             UploadError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(message),
             UploadError::ChecksumMismatch { .. } => ApiError::ChecksumMismatch(message),
             UploadError::TooManyPending { .. } => ApiError::TooManyPending(message),

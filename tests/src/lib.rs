@@ -7,6 +7,7 @@
 
 pub mod api_process;
 pub mod app;
+pub mod core;
 pub mod db;
 pub mod faults;
 pub mod jobs;

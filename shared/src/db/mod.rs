@@ -4,7 +4,8 @@
 //! [`claims`] (`upload_claims`), [`parts`] (`upload_parts`), [`objects`]
 //! (`objects`, and the SQL functions `consume_claims` and
 //! `schedule_delete`), [`deletes`] (`pending_deletes`), [`tokens`]
-//! (`api_tokens`), [`settings`]; [`listen`] is the LISTEN connection. Code
+//! (`api_tokens`), [`tails`] (`upload_tails`, and the commit of an
+//! append), [`settings`]; [`listen`] is the LISTEN connection. Code
 //! outside calls their functions and never holds a statement or drives a
 //! transaction itself (except [`crate::files::Files`], which works inside
 //! its caller's transaction, through [`ObjectRegistry`]).
@@ -31,6 +32,7 @@ pub mod listen;
 pub mod objects;
 pub mod parts;
 pub mod settings;
+pub mod tails;
 pub mod tls;
 pub mod tokens;
 
@@ -43,6 +45,7 @@ pub use claims::ClaimStore;
 pub use deletes::DeleteQueue;
 pub use objects::{ConsumeError, ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
+pub use tails::{AppendCommit, Committed, Tail, TailStore};
 pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};
 
 /// A database call that failed.

@@ -1,6 +1,6 @@
 //! The part store: parts received for chunked uploads.
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use uuid::Uuid;
 
 use super::DbError;
@@ -25,6 +25,16 @@ impl PartStore {
     #[tracing::instrument(name = "db.upsert", skip_all)]
     pub async fn upsert(&self, claim_id: Uuid, part: &Part) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
+        Self::upsert_on(&client, claim_id, part).await
+    }
+
+    /// [`PartStore::upsert`] on `client` (a connection, or a transaction the
+    /// part must commit with).
+    pub async fn upsert_on(
+        client: &impl GenericClient,
+        claim_id: Uuid,
+        part: &Part,
+    ) -> Result<bool, DbError> {
         let n = client
             .execute(
                 "INSERT INTO claimcheck.upload_parts (claim_id, part_number, size, sha256, etag)

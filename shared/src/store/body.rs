@@ -7,7 +7,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::{ByteStream, StoreError};
@@ -89,6 +89,30 @@ pub fn into_store_error(err: std::io::Error) -> StoreError {
         unreachable!("downcast checked above");
     }
     StoreError::Body(err)
+}
+
+/// `body`, failing once it goes past `limit` bytes (with an error
+/// [`is_over_limit`] recognises): for a body whose length is not declared.
+pub fn at_most(body: ByteStream, limit: u64) -> ByteStream {
+    let mut seen = 0u64;
+    Box::pin(body.map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return Err(std::io::Error::other(OverLimit));
+        }
+        Ok(chunk)
+    }))
+}
+
+/// The error [`at_most`] fails with.
+#[derive(Debug, thiserror::Error)]
+#[error("the body goes past its limit")]
+struct OverLimit;
+
+/// Whether `e` is [`at_most`]'s.
+pub fn is_over_limit(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<OverLimit>())
 }
 
 /// Passes a body through while computing its SHA-256.

@@ -14,7 +14,7 @@ use crate::{
 /// before answering that it is busy.
 const COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The writer lock's lease; renewed every third of it while the work lasts.
-const WRITER_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const WRITER_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 /// How often a waiting complete looks again.
 const WRITER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -58,7 +58,7 @@ impl Uploads {
 
     /// Runs `work` while renewing the writer lock of claim `id`, so a long
     /// assembly keeps it and a dead pod's lock runs out within one lease.
-    async fn with_writer<T>(
+    pub(super) async fn with_writer<T>(
         &self,
         id: Uuid,
         token: Uuid,
@@ -127,7 +127,7 @@ impl Uploads {
 
     /// Whether the store holds the claim's whole object ([`object_is_whole`]);
     /// a store that cannot tell counts as no.
-    async fn holds_whole_object(&self, claim: &Claim) -> bool {
+    pub(super) async fn holds_whole_object(&self, claim: &Claim) -> bool {
         object_is_whole(claim, self.store.head(&claim.key).await).unwrap_or(false)
     }
 }

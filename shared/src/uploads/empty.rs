@@ -5,10 +5,15 @@
 //! its one part is recorded without touching the store, and complete writes
 //! the empty object with a plain put. Every store then behaves the same.
 
-use super::{multipart::PartReceipt, UploadError, Uploads};
+use futures::StreamExt;
+
+use super::{append::Appended, multipart::PartReceipt, UploadError, Uploads};
 use crate::{
     domain::{composite_sha256, Claim, Part},
-    store::ByteStream,
+    store::{
+        body::{at_most, is_over_limit},
+        ByteStream,
+    },
 };
 
 /// The SHA-256 of no bytes.
@@ -57,6 +62,27 @@ impl Uploads {
             .await?;
         let sha256 = composite_sha256([Some(EMPTY_SHA256)]);
         self.finish(claim, sha256.as_deref()).await
+    }
+
+    /// A 0-byte upload: an empty chunk at offset 0 finishes it.
+    pub(super) async fn append_to_empty(
+        &self,
+        claim: &Claim,
+        body: ByteStream,
+    ) -> Result<Appended, UploadError> {
+        let mut body = at_most(body, 0);
+        // Only empty chunks get through `at_most`.
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(_) => {}
+                Err(e) if is_over_limit(&e) => return Err(UploadError::PastLength { length: 0 }),
+                Err(e) => return Err(UploadError::BodyFailed(e.to_string())),
+            }
+        }
+        self.put_empty_part(claim, None).await?;
+        Ok(Appended::Finished(Box::new(
+            self.complete_empty(claim).await?,
+        )))
     }
 }
 

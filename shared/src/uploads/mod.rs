@@ -5,6 +5,8 @@
 //! knows. Whoever loses a race cleans up after itself: a put or complete that
 //! finds its claim gone queues its object's delete.
 
+mod append;
+mod checksum;
 mod complete;
 mod empty;
 mod limits;
@@ -17,6 +19,8 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
+pub use append::{Append, Appended};
+pub use checksum::{ChecksumAlgorithm, ChunkChecksum};
 pub use limits::{choose_part_size, ContentTypes, Limits};
 pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
 pub use progress::{PartProgress, Progress};
@@ -26,7 +30,7 @@ use crate::{
     db::{
         claims::{request_fingerprint, NewClaim, Transition},
         deletes::NewDelete,
-        ClaimStore, DbError, DeleteQueue, PartStore,
+        ClaimStore, DbError, DeleteQueue, PartStore, TailStore,
     },
     domain::{object_key, Claim, ClaimStatus, DeleteReason},
     store::{ObjectStore, StoreError},
@@ -52,6 +56,18 @@ pub enum UploadError {
     /// Complete found parts missing.
     #[error("parts missing: {0:?}")]
     MissingParts(Vec<u32>),
+    /// An append not at the upload's offset (nothing was stored).
+    #[error("the upload's offset is {expected}, not the one sent")]
+    OffsetMismatch {
+        /// The upload's offset.
+        expected: u64,
+    },
+    /// An append that would take the upload past its length.
+    #[error("the chunk goes past the upload's length of {length} bytes")]
+    PastLength {
+        /// The upload's length.
+        length: u64,
+    },
     /// A bad parameter, part number or length.
     #[error("{0}")]
     Invalid(String),
@@ -164,6 +180,7 @@ impl Started {
 pub struct Uploads {
     claims: ClaimStore,
     parts: PartStore,
+    tails: TailStore,
     queue: DeleteQueue,
     store: Arc<dyn ObjectStore>,
     limits: Arc<Limits>,
@@ -175,6 +192,7 @@ impl Uploads {
         Self {
             claims: ClaimStore::new(pool.clone()),
             parts: PartStore::new(pool.clone()),
+            tails: TailStore::new(pool.clone()),
             queue: DeleteQueue::new(pool),
             store,
             limits: Arc::new(limits),

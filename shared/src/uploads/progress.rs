@@ -23,7 +23,7 @@ pub struct PartProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     /// Bytes received without a hole from byte 0: the parts numbered from 1
-    /// with no gap.
+    /// with no gap, then the appended bytes short of a part.
     /// The whole size once the upload is complete.
     pub offset: u64,
     /// The parts received, by part number (empty once complete: the object
@@ -54,12 +54,13 @@ impl Uploads {
                 sha256: p.sha256,
             })
             .collect();
-        // The durable tail of appends (bytes short of a part) is not there
-        // yet: until it is, the offset is the contiguous parts' bytes.
-        Ok(Progress {
-            offset: contiguous_bytes(&parts),
-            parts,
-        })
+        // Bytes appended past the last full part count when they follow on.
+        let mut offset = contiguous_bytes(&parts);
+        let tail = self.tails.get(id).await?;
+        if !tail.is_empty() && tail.start == offset {
+            offset += tail.len();
+        }
+        Ok(Progress { offset, parts })
     }
 }
 

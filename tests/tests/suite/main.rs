@@ -5,6 +5,7 @@ mod adoption;
 mod api_errors;
 mod api_multipart;
 mod api_uploads;
+mod append;
 mod audit;
 mod claims;
 mod dev;

@@ -2,35 +2,14 @@
 //! Garage: the contiguous offset, and parts with their ETags and SHA-256,
 //! also for parts sent straight to the store.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use claimcheck::{
-    store::ObjectStore,
-    uploads::{ContentTypes, InitMultipart, Limits, Progress, Uploads},
-};
+use claimcheck::uploads::{InitMultipart, Progress};
 use claimcheck_tests::{
+    core::{uploads, MIB},
     db::TestDb,
-    stores::{random_body, random_bytes, random_sha256, s3_store, test_prefix},
+    stores::{random_body, random_bytes, random_sha256, s3_store},
 };
-
-const MIB: u64 = 1024 * 1024;
-
-fn uploads(db: &TestDb, store: Arc<dyn ObjectStore>) -> Uploads {
-    let limits = Limits {
-        max_upload_size: 1 << 30,
-        max_pending_per_owner: 100,
-        part_size: 5 * MIB,
-        claim_ttl: Duration::from_secs(3600),
-        unconsumed_ttl: None,
-        content_types: ContentTypes {
-            allowed: vec!["*/*".into()],
-            denied: Vec::new(),
-        },
-        key_prefix: test_prefix(),
-        presign_ttl: Duration::from_secs(600),
-    };
-    Uploads::new(db.pool.clone(), store, limits)
-}
 
 fn sizes(progress: &Progress) -> Vec<(u32, u64)> {
     progress
@@ -43,7 +22,7 @@ fn sizes(progress: &Progress) -> Vec<(u32, u64)> {
 #[tokio::test]
 async fn progress_counts_parts_from_one_up_to_the_first_gap() {
     let db = TestDb::new().await;
-    let up = uploads(&db, Arc::new(s3_store().await));
+    let up = uploads(&db, Arc::new(s3_store().await), 5 * MIB);
     let init = InitMultipart {
         filename: "a.bin".into(),
         content_type: "application/octet-stream".into(),

@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
 use super::ClaimStore;
@@ -97,5 +99,31 @@ impl ClaimStore {
             )
             .await?;
         Ok(())
+    }
+
+    /// Inside `tx`: fences a write of the writer of claim `id` to the holder
+    /// of `token`, locking the claim row until `tx` ends, and slides the
+    /// pending claim's expiry to `ttl` from now (an upload that is making
+    /// progress is not swept): the new expiry. None (write nothing) when the
+    /// lock was lost or the claim is no longer pending.
+    pub async fn fence_writer_in(
+        tx: &Transaction<'_>,
+        id: Uuid,
+        token: Uuid,
+        ttl: Duration,
+    ) -> Result<Option<DateTime<Utc>>, DbError> {
+        let row = tx
+            .query_opt(
+                "UPDATE claimcheck.upload_claims
+                    SET expires_at = greatest(expires_at, now() + make_interval(secs => $3))
+                  WHERE id = $1 AND writer_token = $2 AND status = 'pending'
+              RETURNING expires_at",
+                &[&id, &token, &secs(ttl)],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
+        })
     }
 }

@@ -1,0 +1,168 @@
+//! The tail store: bytes appended past a claim's last full part
+//! (`upload_tails`), and the commit of an append.
+//!
+//! An append (a tus PATCH) is acknowledged only once what it brought is
+//! durable: the full parts it cut are in the store and recorded, the bytes
+//! short of a part are here. Each commit is one transaction, fenced to the
+//! holder of the claim's writer lock: a writer that lost its lock (it
+//! stalled past the lease and another pod took over) writes nothing.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use super::{ClaimStore, DbError, PartStore};
+use crate::domain::Part;
+
+/// A claim's tail: segments in offset order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tail {
+    /// Where the first segment starts in the object (the parts' end).
+    pub start: u64,
+    /// The bytes, in offset order.
+    pub segments: Vec<Bytes>,
+}
+
+impl Tail {
+    /// How many bytes the tail holds.
+    pub fn len(&self) -> u64 {
+        self.segments.iter().map(|s| s.len() as u64).sum()
+    }
+
+    /// Whether the tail holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.segments.iter().all(|s| s.is_empty())
+    }
+
+    /// The bytes as one buffer (at most a part: the caller cuts a part of it).
+    pub fn joined(&self) -> Bytes {
+        match self.segments.as_slice() {
+            [one] => one.clone(),
+            many => many.concat().into(),
+        }
+    }
+}
+
+/// What one append makes durable, in one transaction.
+#[derive(Debug, Clone)]
+pub struct AppendCommit {
+    /// The claim.
+    pub claim_id: Uuid,
+    /// The writer lock's token: the commit is fenced to its holder.
+    pub writer_token: Uuid,
+    /// The claim's expiry slides to this far from now.
+    pub ttl: std::time::Duration,
+    /// Full parts the store now holds, in order.
+    pub parts: Vec<Part>,
+    /// Whether the earlier tail went into the first of `parts` (drop it).
+    pub drop_tail: bool,
+    /// New tail bytes and where they start in the object; empty for none.
+    pub tail: (u64, Bytes),
+}
+
+/// What [`TailStore::commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// Written; the claim now expires at `expires_at`.
+    Done {
+        /// The claim's new expiry.
+        expires_at: DateTime<Utc>,
+    },
+    /// Nothing written: the caller no longer holds the writer lock, or the
+    /// claim left `pending`.
+    LockLost,
+}
+
+/// Appended bytes short of a part, in PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct TailStore {
+    pool: Pool,
+}
+
+impl TailStore {
+    /// A store over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// The tail of claim `id`: its segments, and where they start. Empty
+    /// when it has none (its start is then meaningless: 0).
+    #[tracing::instrument(name = "db.tail", skip_all)]
+    pub async fn get(&self, claim_id: Uuid) -> Result<Tail, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT start_offset, bytes FROM claimcheck.upload_tails
+                  WHERE claim_id = $1 ORDER BY start_offset",
+                &[&claim_id],
+            )
+            .await?;
+        let mut tail = Tail::default();
+        for (i, row) in rows.iter().enumerate() {
+            let start: i64 = row.try_get(0)?;
+            let bytes: Vec<u8> = row.try_get(1)?;
+            if i == 0 {
+                tail.start = start as u64;
+            } else if start as u64 != tail.start + tail.len() {
+                return Err(DbError::Corrupt(format!(
+                    "claim {claim_id}'s tail has a hole before offset {start}"
+                )));
+            }
+            tail.segments.push(bytes.into());
+        }
+        Ok(tail)
+    }
+
+    /// Makes an append durable: its parts recorded, the tail they consumed
+    /// dropped, its new tail stored, the claim's expiry slid, all or
+    /// nothing.
+    #[tracing::instrument(name = "db.commit_append", skip_all)]
+    pub async fn commit(&self, commit: &AppendCommit) -> Result<Committed, DbError> {
+        let id = commit.claim_id;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // First, so the claim row stays locked until the commit: the lock
+        // cannot change hands halfway through.
+        let fenced = ClaimStore::fence_writer_in(&tx, id, commit.writer_token, commit.ttl).await?;
+        let Some(expires_at) = fenced else {
+            return Ok(Committed::LockLost);
+        };
+        for part in &commit.parts {
+            if !PartStore::upsert_on(&tx, id, part).await? {
+                return Ok(Committed::LockLost);
+            }
+        }
+        if commit.drop_tail {
+            tx.execute(
+                "DELETE FROM claimcheck.upload_tails WHERE claim_id = $1",
+                &[&id],
+            )
+            .await?;
+        }
+        let (start, bytes) = &commit.tail;
+        if !bytes.is_empty() {
+            tx.execute(
+                "INSERT INTO claimcheck.upload_tails (claim_id, start_offset, bytes)
+                 VALUES ($1, $2, $3)",
+                &[&id, &(*start as i64), &bytes.as_ref()],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Committed::Done { expires_at })
+    }
+
+    /// Drops claim `id`'s tail (once its object is whole).
+    #[tracing::instrument(name = "db.clear_tail", skip_all)]
+    pub async fn clear(&self, claim_id: Uuid) -> Result<(), DbError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "DELETE FROM claimcheck.upload_tails WHERE claim_id = $1",
+                &[&claim_id],
+            )
+            .await?;
+        Ok(())
+    }
+}
