@@ -9,6 +9,7 @@
 mod client;
 mod fill;
 mod init_rate;
+mod tail;
 mod throughput;
 
 use anyhow::Result;
@@ -39,6 +40,9 @@ enum Command {
     Memory(MemoryArgs),
     /// `POST /v1/uploads/multipart` at a fixed concurrency: rate and latency.
     InitRate(InitRateArgs),
+    /// Where an append keeps bytes short of a part: PostgreSQL rows against
+    /// store objects, N appends then the cut. Prints a Markdown table.
+    Tail(TailArgs),
     /// Creates multipart sessions straight through the S3 API; writes
     /// `key<TAB>upload_id` lines.
     S3Sessions(S3FillArgs),
@@ -138,6 +142,18 @@ struct S3FillArgs {
 }
 
 #[derive(Args)]
+struct TailArgs {
+    #[command(flatten)]
+    s3: S3,
+    /// The service's database (migrated).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Key prefix of the store objects (ends with `/`).
+    #[arg(long)]
+    prefix: String,
+}
+
+#[derive(Args)]
 struct FsFilesArgs {
     #[arg(long)]
     root: String,
@@ -158,5 +174,6 @@ async fn main() -> Result<()> {
         Command::S3Sessions(a) => s3_fill(a, true).await,
         Command::S3Objects(a) => s3_fill(a, false).await,
         Command::FsFiles(a) => fs_files(a),
+        Command::Tail(a) => tail::tail(a).await,
     }
 }
