@@ -113,6 +113,48 @@ pub struct Claim {
     pub expires_at: Option<DateTime<Utc>>,
     /// When the object was complete.
     pub uploaded_at: Option<DateTime<Utc>>,
+    /// What an upload appended to at an offset (tus) has besides; `None`
+    /// for the REST API's uploads.
+    pub resumable: Option<Resumable>,
+}
+
+/// What an upload appended to at an offset (tus) has besides its claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resumable {
+    /// The size is not known yet: the claim's `size` is an upper bound (the
+    /// size limit) until the client declares it, and the upload cannot
+    /// finish before.
+    pub length_deferred: bool,
+    /// The client's metadata, kept as sent (tus `Upload-Metadata`).
+    pub metadata: Option<String>,
+    /// Its part in a concatenation, if any.
+    pub concat: Option<Concat>,
+}
+
+/// An upload's part in a concatenation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concat {
+    /// A piece of a later upload: never consumed on its own.
+    Partial,
+    /// Assembled from partial uploads.
+    Final,
+}
+
+impl Concat {
+    /// The value stored in `upload_claims.concat`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concat::Partial => "partial",
+            Concat::Final => "final",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Concat::Partial, Concat::Final]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
 }
 
 /// A part of a chunked upload, as recorded.

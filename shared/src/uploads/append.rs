@@ -43,6 +43,7 @@ use crate::{
 pub struct Append {
     offset: u64,
     len: Option<u64>,
+    upload_length: Option<u64>,
     checksum: Option<ChunkChecksum>,
     body: ByteStream,
 }
@@ -53,6 +54,7 @@ impl Append {
         Self {
             offset,
             len: None,
+            upload_length: None,
             checksum: None,
             body,
         }
@@ -62,6 +64,13 @@ impl Append {
     /// the upload's length is refused before a byte is read.
     pub fn len(mut self, len: u64) -> Self {
         self.len = Some(len);
+        self
+    }
+
+    /// The upload's size, declared with this chunk when it was deferred (the
+    /// same size again is no error).
+    pub fn upload_length(mut self, len: u64) -> Self {
+        self.upload_length = Some(len);
         self
     }
 
@@ -99,6 +108,11 @@ impl Uploads {
         chunk: Append,
     ) -> Result<Appended, UploadError> {
         let claim = self.get_pending(owner, id).await?;
+        if claim.resumable.is_none() {
+            return Err(UploadError::Conflict(
+                "this upload takes its parts by number, not appends".into(),
+            ));
+        }
         match self.claims.lock_writer(id, WRITER_LEASE).await? {
             WriterLock::Acquired(token) => {
                 let work = self.append_locked(&claim, token, chunk);
@@ -118,12 +132,11 @@ impl Uploads {
         }
     }
 
-    /// The upload's offset: its contiguous parts' bytes, then its tail's.
-    pub(super) async fn append_offset(&self, claim: &Claim) -> Result<(u64, Tail), UploadError> {
-        let parts_end: u64 = contiguous_parts(&self.parts.list(claim.id).await?)
-            .iter()
-            .map(|p| p.size as u64)
-            .sum();
+    /// The upload's offset (its contiguous parts' bytes, then its tail's),
+    /// its tail and those parts.
+    async fn append_offset(&self, claim: &Claim) -> Result<(u64, Tail, Vec<Part>), UploadError> {
+        let parts = contiguous_parts(&self.parts.list(claim.id).await?);
+        let parts_end: u64 = parts.iter().map(|p| p.size as u64).sum();
         let tail = self.tails.get(claim.id).await?;
         if !tail.is_empty() && tail.start != parts_end {
             return Err(UploadError::Internal(format!(
@@ -131,7 +144,7 @@ impl Uploads {
                 claim.id, tail.start
             )));
         }
-        Ok((parts_end + tail.len(), tail))
+        Ok((parts_end + tail.len(), tail, parts))
     }
 
     async fn append_locked(
@@ -140,11 +153,17 @@ impl Uploads {
         token: Uuid,
         chunk: Append,
     ) -> Result<Appended, UploadError> {
-        let size = claim.size as u64;
-        let (offset, tail) = self.append_offset(claim).await?;
+        let (offset, tail, parts) = self.append_offset(claim).await?;
         if chunk.offset != offset {
             return Err(UploadError::OffsetMismatch { expected: offset });
         }
+        let claim = &match chunk.upload_length {
+            Some(len) => self.declare_length(claim, token, len, offset).await?,
+            None => claim.clone(),
+        };
+        // Until its size is declared, an upload goes on but cannot finish.
+        let open_ended = claim.resumable.as_ref().is_some_and(|r| r.length_deferred);
+        let size = claim.size as u64;
         if chunk.len.is_some_and(|len| len > size - offset) {
             return Err(UploadError::PastLength { length: size });
         }
@@ -162,7 +181,6 @@ impl Uploads {
             }
             None => (body, None),
         };
-        let parts = contiguous_parts(&self.parts.list(claim.id).await?);
         let mut cut = Cutter {
             commit: AppendCommit {
                 claim_id: claim.id,
@@ -182,7 +200,9 @@ impl Uploads {
         let mut last = None;
         loop {
             match splitter.next_part().await {
-                Ok(Some(part)) if cut.end + part.len() as u64 == size => last = Some(part),
+                Ok(Some(part)) if !open_ended && cut.end + part.len() as u64 == size => {
+                    last = Some(part)
+                }
                 Ok(Some(part)) => self.cut_part(claim, &mut cut, part).await?,
                 Ok(None) => break,
                 Err(e) if is_over_limit(&e) => {
@@ -208,7 +228,7 @@ impl Uploads {
                 });
             }
         }
-        if cut.end + rest.len() as u64 == size {
+        if !open_ended && cut.end + rest.len() as u64 == size {
             return self.finish_append(claim, cut, rest).await;
         }
         let expires_at = self.commit_tail(&mut cut, rest).await?;

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{empty::is_empty_chunked, object_is_whole, UploadError, Uploads};
+use super::{empty::is_empty_chunked, multipart::by_number, object_is_whole, UploadError, Uploads};
 use crate::{
     db::claims::WriterLock,
     domain::{composite_sha256, Claim, ClaimStatus},
@@ -33,7 +33,7 @@ impl Uploads {
             if claim.status == ClaimStatus::Uploaded {
                 return Ok(claim);
             }
-            let claim = self.pending(claim)?;
+            let claim = by_number(self.pending(claim)?)?;
             match self.claims.lock_writer(id, WRITER_LEASE).await? {
                 WriterLock::Acquired(token) => {
                     let work = self.complete_locked(&claim);

@@ -79,6 +79,11 @@ impl Uploads {
                 Err(e) => return Err(UploadError::BodyFailed(e.to_string())),
             }
         }
+        // A size declared 0 after it was deferred: the session opened for
+        // the bound goes unused (the reaper takes it if this abort fails).
+        if let Some(upload_id) = &claim.upload_id {
+            let _ = self.store.abort_multipart(&claim.key, upload_id).await;
+        }
         self.put_empty_part(claim, None).await?;
         Ok(Appended::Finished(Box::new(
             self.complete_empty(claim).await?,

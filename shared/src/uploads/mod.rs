@@ -12,6 +12,7 @@ mod empty;
 mod limits;
 mod multipart;
 mod progress;
+mod resumable;
 mod single;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use checksum::{ChecksumAlgorithm, ChunkChecksum};
 pub use limits::{choose_part_size, ContentTypes, Limits};
 pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
 pub use progress::{PartProgress, Progress};
+pub use resumable::{ResumableState, StartResumable};
 pub use single::SingleUpload;
 
 use crate::{
@@ -307,6 +309,7 @@ impl Uploads {
             public,
             parts,
             ttl: self.limits.claim_ttl,
+            resumable: None,
             fingerprint: String::new(),
         };
         let kind = if new.parts.is_some() {

@@ -13,7 +13,7 @@ use super::{
 };
 
 use crate::{
-    db::claims::Created,
+    db::claims::{Created, NewClaim},
     domain::{part_layout, Claim, ClaimStatus, Part},
     store::{ByteStream, PresignedRequest, Sha256Tap, StoreError, MAX_PARTS},
 };
@@ -77,6 +77,18 @@ impl Uploads {
             req.public,
             parts,
         );
+        self.start_chunked(new, &content_type, idempotency_key)
+            .await
+    }
+
+    /// Creates a chunked upload's claim (or finds the one an earlier request
+    /// made with the same idempotency key), with its store session.
+    pub(super) async fn start_chunked(
+        &self,
+        new: NewClaim,
+        content_type: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Started, UploadError> {
         let created = self
             .claims
             .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)
@@ -87,7 +99,7 @@ impl Uploads {
             Created::New(claim) => {
                 let origin = ClaimOrigin::ThisRequest;
                 Ok(Started::Created(
-                    self.open_session(claim, &content_type, origin).await?,
+                    self.open_session(claim, content_type, origin).await?,
                 ))
             }
             // Finished meanwhile (by the sweeper's recovery, say), or with its
@@ -106,7 +118,7 @@ impl Uploads {
             Created::Existing(claim) => {
                 let origin = ClaimOrigin::Retry;
                 Ok(Started::Replayed(
-                    self.open_session(claim, &content_type, origin).await?,
+                    self.open_session(claim, content_type, origin).await?,
                 ))
             }
         }
@@ -163,7 +175,7 @@ impl Uploads {
         sha256: Option<&str>,
         body: ByteStream,
     ) -> Result<PartReceipt, UploadError> {
-        let claim = self.get_pending(owner, id).await?;
+        let claim = by_number(self.get_pending(owner, id).await?)?;
         let len = len.ok_or(UploadError::LengthRequired)?;
         let expected = expected_part_size(&claim, n)?;
         if len != expected {
@@ -225,7 +237,7 @@ impl Uploads {
         id: Uuid,
         n: u32,
     ) -> Result<PresignedRequest, UploadError> {
-        let claim = self.get_pending(owner, id).await?;
+        let claim = by_number(self.get_pending(owner, id).await?)?;
         let len = expected_part_size(&claim, n)?;
         if is_empty_chunked(&claim) {
             return Err(UploadError::Invalid(
@@ -309,6 +321,18 @@ enum ClaimOrigin {
     ThisRequest,
     /// An earlier request did (a retry): it stays for that one.
     Retry,
+}
+
+/// `claim` if its parts come by number (the REST API's), else why not: a
+/// resumable upload is appended to at an offset, and its last append
+/// finishes it.
+pub(super) fn by_number(claim: Claim) -> Result<Claim, UploadError> {
+    match claim.resumable {
+        None => Ok(claim),
+        Some(_) => Err(UploadError::Conflict(
+            "a resumable upload takes its bytes as appends at an offset (tus)".into(),
+        )),
+    }
 }
 
 /// The size part `n` must have, or [`UploadError::Invalid`] for a part number out of range.

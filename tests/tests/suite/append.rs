@@ -3,6 +3,7 @@
 //! durable tail, offsets, checksums, cut-off bodies, one writer at a time.
 
 mod concurrency;
+mod deferred;
 mod failures;
 
 use std::{sync::Arc, time::Duration};
@@ -10,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use claimcheck::{
     domain::ClaimStatus,
     store::{DownloadResponse, ObjectStore},
-    uploads::{Append, Appended, InitMultipart, Uploads},
+    uploads::{Append, Appended, StartResumable, Uploads},
 };
 use claimcheck_tests::{
     core::{uploads, MIB},
@@ -35,17 +36,21 @@ impl Appender {
         Self { db, up, store }
     }
 
-    /// A new pending upload of `size` bytes, appended to in parts of 5 MiB.
-    async fn start(&self, size: u64) -> Uuid {
-        let init = InitMultipart {
+    /// A new resumable upload of `size` bytes (`None`: declared later),
+    /// appended to in parts of 5 MiB.
+    async fn start_sized(&self, size: Option<u64>) -> Uuid {
+        let start = StartResumable {
             filename: "a.bin".into(),
             content_type: "application/octet-stream".into(),
             size,
-            part_size: Some(5 * MIB),
-            public: false,
+            ..StartResumable::default()
         };
-        let started = self.up.init_multipart("o", init, None).await.unwrap();
+        let started = self.up.start_resumable("o", start, None).await.unwrap();
         started.claim().id
+    }
+
+    async fn start(&self, size: u64) -> Uuid {
+        self.start_sized(Some(size)).await
     }
 
     /// Appends `bytes` at `offset`, with its length declared.
@@ -54,8 +59,11 @@ impl Appender {
         self.up.append("o", id, chunk).await.unwrap()
     }
 
+    /// The offset, as progress and the one-read state agree on it.
     async fn offset(&self, id: Uuid) -> u64 {
-        self.up.progress("o", id).await.unwrap().offset
+        let offset = self.up.progress("o", id).await.unwrap().offset;
+        assert_eq!(self.up.resumable("o", id).await.unwrap().offset, offset);
+        offset
     }
 
     async fn tail_rows(&self, id: Uuid) -> i64 {

@@ -29,6 +29,7 @@ fn new_claim(owner: &str, ttl: Duration) -> NewClaim {
         public: false,
         parts: None,
         ttl,
+        resumable: None,
         fingerprint: "single a.bin".into(),
     }
 }

@@ -30,6 +30,8 @@ pub struct NewClaim {
     pub parts: Option<(i64, i32)>,
     /// The pending claim's lifetime from now (the database's now).
     pub ttl: Duration,
+    /// A resumable (tus) upload's columns; `None` for the REST API's.
+    pub resumable: Option<crate::domain::Resumable>,
     /// What the request asked for, as [`request_fingerprint`] writes it: an
     /// idempotency key is bound to it, so a retry must ask for the same.
     pub fingerprint: String,
@@ -47,6 +49,11 @@ pub fn request_fingerprint(new: &NewClaim, kind: &str) -> String {
         new.content_type,
         new.public,
         part_size,
+        new.resumable.as_ref().map(|r| (
+            r.length_deferred,
+            r.metadata.as_deref(),
+            r.concat.map(|c| c.as_str()),
+        )),
     ]);
     hex::encode(Sha256::digest(fields.to_string().as_bytes()))
 }
@@ -102,9 +109,10 @@ fn insert_sql() -> String {
     format!(
         "INSERT INTO claimcheck.upload_claims
            (id, object_key, owner, filename, content_type, size, public,
-            part_size, part_count, expires_at, idempotency_key, idempotency_fingerprint)
+            part_size, part_count, expires_at, idempotency_key, idempotency_fingerprint,
+            protocol, length_deferred, tus_metadata, concat)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 now() + make_interval(secs => $10), $11, $12)
+                 now() + make_interval(secs => $10), $11, $12, $13, $14, $15, $16)
          RETURNING {COLUMNS}"
     )
 }
@@ -158,6 +166,8 @@ impl ClaimStore {
         }
         let (part_size, part_count) = new.parts.unzip();
         let insert = tx.prepare_cached(&insert_sql()).await?;
+        let resumable = new.resumable.as_ref();
+        let protocol = if resumable.is_some() { "tus" } else { "rest" };
         let row = tx
             .query_one(
                 &insert,
@@ -174,6 +184,10 @@ impl ClaimStore {
                     &secs(new.ttl),
                     &idempotency_key,
                     &idempotency_key.map(|_| new.fingerprint.as_str()),
+                    &protocol,
+                    &resumable.is_some_and(|r| r.length_deferred),
+                    &resumable.and_then(|r| r.metadata.as_deref()),
+                    &resumable.and_then(|r| r.concat.map(|c| c.as_str())),
                 ],
             )
             .await?;

@@ -4,7 +4,8 @@
 //! This module holds [`ClaimStore`], the column list and the row mapping;
 //! the statements are split by concern: `create` (cap and idempotency
 //! key), `lifecycle` (an upload's progress, drops and discards, listings),
-//! `writer` (the writer lease) and `sweep` (expiry, recovery, what the
+//! `writer` (the writer lease), `resumable` (tus's offset read and deferred
+//! size) and `sweep` (expiry, recovery, what the
 //! reaper and the audit read).
 //!
 //! Consuming a claim moves it into `claimcheck.objects` through the SQL
@@ -16,10 +17,11 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::DbError;
-use crate::domain::{Claim, ClaimStatus};
+use crate::domain::{Claim, ClaimStatus, Concat, Resumable};
 
 mod create;
 mod lifecycle;
+mod resumable;
 mod sweep;
 mod writer;
 pub use create::{request_fingerprint, CreateError, Created, NewClaim};
@@ -30,7 +32,7 @@ pub use writer::WriterLock;
 pub(super) const COLUMNS: &str =
     "id, object_key, upload_id, status, owner, filename, content_type, size, \
                        public, sha256, part_size, part_count, direct_parts, created_at, \
-                       expires_at, uploaded_at";
+                       expires_at, uploaded_at, protocol, length_deferred, tus_metadata, concat";
 
 /// What a conditional state change found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,5 +132,23 @@ pub(crate) fn claim_from_row(row: &Row) -> Result<Claim, DbError> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         uploaded_at: row.try_get("uploaded_at")?,
+        resumable: resumable_from_row(row)?,
     })
+}
+
+/// The resumable columns of a tus claim's row (`None` for REST's).
+fn resumable_from_row(row: &Row) -> Result<Option<Resumable>, DbError> {
+    let protocol: &str = row.try_get("protocol")?;
+    if protocol != "tus" {
+        return Ok(None);
+    }
+    let concat = row
+        .try_get::<_, Option<&str>>("concat")?
+        .map(|c| Concat::parse(c).ok_or_else(|| DbError::Corrupt(format!("claim concat {c:?}"))))
+        .transpose()?;
+    Ok(Some(Resumable {
+        length_deferred: row.try_get("length_deferred")?,
+        metadata: row.try_get("tus_metadata")?,
+        concat,
+    }))
 }
