@@ -27,7 +27,7 @@ pub const DELETE_OUTCOMES: [&str; 3] = ["done", "deferred", "dead"];
 /// The `outcome` label of `claimcheck_sweeps_total`.
 pub const SWEEP_OUTCOMES: [&str; 3] = ["expired", "recovered", "unconsumed"];
 /// Object-store operations, the `op` label of `claimcheck_store_request_duration_seconds`.
-pub const STORE_OPS: [&str; 13] = [
+pub const STORE_OPS: [&str; 15] = [
     "put",
     "create_multipart",
     "upload_part",
@@ -37,6 +37,8 @@ pub const STORE_OPS: [&str; 13] = [
     "delete",
     "delete_many",
     "head",
+    "get",
+    "copy_part",
     "presign_upload_part",
     "presign_get",
     "list_objects",

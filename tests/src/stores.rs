@@ -1,6 +1,6 @@
 //! Object stores for tests, each on a private prefix, and bodies to feed them.
 
-use std::{io, sync::Arc, task::Poll};
+use std::{io, ops::Range, sync::Arc, task::Poll};
 
 use bytes::Bytes;
 use claimcheck::store::{
@@ -160,6 +160,33 @@ pub fn random_sha256_concat(bodies: &[(u64, u64)]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Bytes `range` of a [`random_body`] of `seed` (of any length that holds
+/// them: a body's bytes do not depend on its length), chunk by chunk.
+pub fn random_range_chunks(seed: u64, range: Range<u64>) -> impl Iterator<Item = Bytes> {
+    let first = range.start / CHUNK;
+    let end = if range.is_empty() {
+        first
+    } else {
+        range.end.div_ceil(CHUNK)
+    };
+    (first..end).map(move |i| {
+        let at = i * CHUNK;
+        let from = range.start.saturating_sub(at);
+        let to = (range.end - at).min(CHUNK);
+        chunk(seed, i, to).slice(from as usize..)
+    })
+}
+
+/// The SHA-256 (hex) of byte ranges of [`random_body`]s `(seed, range)`, one
+/// after the other (an object assembled from copied ranges).
+pub fn random_sha256_ranges(ranges: &[(u64, Range<u64>)]) -> String {
+    let mut hasher = Sha256::new();
+    for (seed, range) in ranges {
+        random_range_chunks(*seed, range.clone()).for_each(|c| hasher.update(&c));
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// The bytes of [`random_body`]`(seed, len)`, for small bodies a test compares whole.
 pub fn random_bytes(seed: u64, len: u64) -> Vec<u8> {
     random_chunks(seed, len).flat_map(|c| c.to_vec()).collect()
@@ -188,4 +215,30 @@ pub fn stalled_body(seed: u64, len: u64) -> ByteStream {
 /// A body of the given bytes in one chunk.
 pub fn bytes_body(bytes: impl Into<Bytes>) -> ByteStream {
     futures::stream::once(futures::future::ready(Ok(bytes.into()))).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ranges_are_slices_of_the_body() {
+        let whole = random_bytes(9, 3 * CHUNK + 17);
+        for range in [
+            0..1,
+            5..CHUNK,
+            CHUNK - 1..CHUNK + 1,
+            100..3 * CHUNK + 17,
+            7..7,
+        ] {
+            let got: Vec<u8> = random_range_chunks(9, range.clone())
+                .flat_map(|c| c.to_vec())
+                .collect();
+            assert_eq!(
+                got,
+                whole[range.start as usize..range.end as usize],
+                "{range:?}"
+            );
+        }
+    }
 }

@@ -16,6 +16,7 @@
 //! [`StoreError::Unavailable`] because it can pass once space is freed; the
 //! rest is [`StoreError::Other`].
 
+mod copy;
 mod files;
 mod multipart;
 mod tree;
@@ -23,6 +24,7 @@ mod write;
 
 use std::{
     io,
+    ops::Range,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -213,6 +215,22 @@ impl ObjectStore for FsStore {
             size: meta.len(),
             etag: None,
         })
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
+        self.read_object(key).await
+    }
+
+    async fn copy_part(
+        &self,
+        src_key: &str,
+        range: Range<u64>,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<String, StoreError> {
+        self.copy_range(src_key, range, key, upload_id, part_number)
+            .await
     }
 
     async fn presign_upload_part(

@@ -4,7 +4,7 @@
 //! bounds each call ([`Instrumented::wrap_bounded`]): the bound sits inside
 //! the timing, so a call that runs out of time is counted, as an error, once.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, ops::Range, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -169,6 +169,26 @@ impl ObjectStore for Instrumented {
 
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         self.call("head", key, self.inner.head(key)).await
+    }
+
+    /// Times (and bounds) finding the object, not reading it: the stream
+    /// is the caller's to read at its own pace.
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
+        self.call("get", key, self.inner.get(key)).await
+    }
+
+    async fn copy_part(
+        &self,
+        src_key: &str,
+        range: Range<u64>,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<String, StoreError> {
+        let call = self
+            .inner
+            .copy_part(src_key, range, key, upload_id, part_number);
+        self.call("copy_part", key, call).await
     }
 
     async fn presign_upload_part(

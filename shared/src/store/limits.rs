@@ -3,7 +3,7 @@
 //! filesystem store enforces the same ones so both behave alike, and the
 //! upload layer and the configuration check part sizes against them.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, ops::Range};
 
 use super::StoreError;
 
@@ -27,6 +27,34 @@ pub fn check_part(part_number: u32, len: u64) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Refuses a copy of bytes `range` of an object of `size` bytes as part
+/// `part_number` ([`ObjectStore::copy_part`](super::ObjectStore::copy_part))
+/// with [`StoreError::InvalidPart`]: an empty or reversed range (S3's
+/// `bytes=first-last` cannot name one), a range that does not lie inside the
+/// object, and what [`check_part`] refuses. Returns the range's length.
+///
+/// Checked by the store before anything is copied, so a refused copy leaves
+/// the session as it was, and both stores refuse the same ranges.
+pub fn check_copy_range(
+    part_number: u32,
+    range: &Range<u64>,
+    size: u64,
+) -> Result<u64, StoreError> {
+    if range.start >= range.end {
+        return Err(StoreError::InvalidPart(format!(
+            "the byte range {range:?} is empty: a copied part needs at least one byte"
+        )));
+    }
+    if range.end > size {
+        return Err(StoreError::InvalidPart(format!(
+            "the byte range {range:?} ends past the source object's {size} bytes"
+        )));
+    }
+    let len = range.end - range.start;
+    check_part(part_number, len)?;
+    Ok(len)
 }
 
 /// Why a set of parts cannot be assembled into the declared object.
@@ -182,6 +210,28 @@ mod tests {
                 actual: 5 * MIB + 2
             })
         );
+    }
+
+    #[test]
+    fn copied_ranges_must_be_non_empty_and_inside_the_object() {
+        assert_eq!(check_copy_range(1, &(0..10), 10).unwrap(), 10);
+        assert_eq!(check_copy_range(2, &(9..10), 10).unwrap(), 1);
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 6..5;
+        for (n, range) in [(1, 5..5), (1, reversed), (1, 0..11), (1, 10..12), (0, 0..1)] {
+            assert!(
+                matches!(
+                    check_copy_range(n, &range, 10),
+                    Err(StoreError::InvalidPart(_))
+                ),
+                "{n} {range:?}"
+            );
+        }
+        let huge = MAX_PART_SIZE * 2;
+        assert!(matches!(
+            check_copy_range(1, &(0..MAX_PART_SIZE + 1), huge),
+            Err(StoreError::InvalidPart(_))
+        ));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod s3;
 pub mod signed_url;
 pub mod split;
 
-use std::{fmt, pin::Pin, time::Duration};
+use std::{fmt, ops::Range, pin::Pin, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -34,7 +34,10 @@ use futures::Stream;
 pub use body::{into_store_error, ExactLength, Sha256Handle, Sha256Tap};
 pub use download::DownloadResponse;
 pub use key::{validate_key, validate_prefix};
-pub use limits::{check_layout, check_part, LayoutError, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use limits::{
+    check_copy_range, check_layout, check_part, LayoutError, MAX_PARTS, MAX_PART_SIZE,
+    MIN_PART_SIZE,
+};
 pub use open::{open, UrlSigning};
 
 /// An object's or a part's bytes, as they arrive.
@@ -260,6 +263,56 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// The object's metadata, or [`StoreError::NotFound`].
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
+
+    /// The object's bytes, streamed as they are read (never whole in
+    /// memory), or [`StoreError::NotFound`].
+    ///
+    /// For tus concatenation, where the store cannot assemble the final
+    /// upload itself with [`copy_part`](Self::copy_part): an earlier upload
+    /// too small to be a part of its own (under [`MIN_PART_SIZE`] and not the
+    /// last piece) is streamed from the store back into it, through the
+    /// server, never through the client.
+    ///
+    /// The call returns once the object is found: a failure while reading
+    /// (the connection to S3 breaks) is an `Err` item of the stream, and the
+    /// time spent reading is the caller's, outside this call's timing.
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
+
+    /// Stores bytes `range` of the existing object `src_key` as part
+    /// `part_number` of the session (`key`, `upload_id`), replacing an
+    /// earlier upload of the same part, and returns the part's entity tag, as
+    /// [`upload_part`](Self::upload_part) does.
+    ///
+    /// For tus concatenation: the final upload is assembled from the earlier
+    /// uploads inside the store, their bytes never passing through the API
+    /// where S3 allows it (`UploadPartCopy`; the filesystem store reads the
+    /// file's range into the part on its own disk); pieces that cannot be
+    /// parts go through [`get`](Self::get).
+    /// Some servers refuse to copy a range of a small object (AWS documents
+    /// ranges for sources above 5 MB, Garage refuses objects it keeps inline):
+    /// the S3 store streams a range of an object of at most [`MIN_PART_SIZE`]
+    /// bytes through the process itself, so the call works for any object.
+    ///
+    /// The part obeys S3's limits like any other ([`check_layout`]): at most
+    /// [`MAX_PART_SIZE`] bytes (refused here), and at least [`MIN_PART_SIZE`]
+    /// unless it is the last part (refused by complete, as for uploaded
+    /// parts). Keeping within them is the caller's job: a range is copied as
+    /// one part, never split.
+    ///
+    /// Errors: [`StoreError::NotFound`] if `src_key` does not exist,
+    /// [`StoreError::NoSuchUpload`] for an unknown (or ended) session, and
+    /// [`StoreError::InvalidPart`] ([`check_copy_range`]) for an empty range,
+    /// one that does not lie inside the object, or a part number or length
+    /// outside S3's limits. A refused copy stores nothing: the session keeps
+    /// what it held.
+    async fn copy_part(
+        &self,
+        src_key: &str,
+        range: Range<u64>,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<String, StoreError>;
 
     /// A URL the client PUTs part `part_number` to, straight to the store.
     /// The signature covers its exact length `len`: a PUT of any other size

@@ -7,9 +7,13 @@
 //! - a complete request is checked against `ListParts` first (order, ETags,
 //!   5 MiB minimum of non-final parts) because Garage does not refuse small
 //!   parts, and the contract says both stores do;
-//! - `DeleteObjects` per-key `NoSuchKey` errors count as deleted.
+//! - `DeleteObjects` per-key `NoSuchKey` errors count as deleted;
+//! - `copy_part` checks the range against the source's size itself (servers
+//!   clamp a range past the end) and streams ranges of small sources, which
+//!   Garage (inline objects) and AWS (sources up to 5 MB) do not copy.
 
 mod body;
+mod copy;
 mod errors;
 mod listing;
 mod parts;
@@ -17,7 +21,7 @@ mod setup;
 
 pub use self::setup::{S3Settings, DEFAULT_TIMEOUT};
 
-use std::{fmt, time::Duration};
+use std::{fmt, ops::Range, time::Duration};
 
 use async_trait::async_trait;
 use aws_sdk_s3::{
@@ -267,6 +271,22 @@ impl ObjectStore for S3Store {
             size: u64::try_from(out.content_length().unwrap_or_default()).unwrap_or_default(),
             etag: out.e_tag().map(str::to_owned),
         })
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
+        self.read_object(key).await
+    }
+
+    async fn copy_part(
+        &self,
+        src_key: &str,
+        range: Range<u64>,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> Result<String, StoreError> {
+        self.copy_range(src_key, range, key, upload_id, part_number)
+            .await
     }
 
     async fn presign_upload_part(

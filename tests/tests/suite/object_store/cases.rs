@@ -12,6 +12,10 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::*;
 
+mod concat;
+
+pub(crate) use concat::*;
+
 // ---- cases run against both stores ----------------------------------------
 
 pub(crate) async fn put_streams_a_large_object(t: &Ctx) {

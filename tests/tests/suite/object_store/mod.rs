@@ -157,4 +157,8 @@ contract!(
     head_of_a_missing_object_is_not_found,
     many_objects_list_in_pages_and_delete_in_batches,
     list_multipart_uploads_by_age,
+    get_streams_an_object_back,
+    get_of_a_missing_object_is_not_found,
+    copied_ranges_assemble_into_an_object,
+    copy_part_refuses_ranges_outside_the_source,
 );
