@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 403 `forbidden`.
     #[error("the token lacks the `{0}` scope")]
     Forbidden(&'static str),
+    /// 403 `forbidden`: not allowed on this resource, whatever the token.
+    #[error("{0}")]
+    NotAllowed(String),
     /// 404 `not_found`, with the keys a consume could not find.
     #[error("{message}")]
     NotFound {
@@ -44,6 +47,9 @@ pub enum ApiError {
     /// 410 `expired`.
     #[error("the upload's claim has expired")]
     Expired,
+    /// 412 `unsupported_version`: a tus request of another protocol version.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 411 `length_required`.
     #[error("a Content-Length is required")]
     LengthRequired,
@@ -56,6 +62,13 @@ pub enum ApiError {
     /// 422 `checksum_mismatch`.
     #[error("{0}")]
     ChecksumMismatch(String),
+    /// 423 `locked`: another request is writing this upload (retry).
+    #[error("{0}")]
+    Locked(String),
+    /// 460 `checksum_mismatch`: a tus chunk did not match its
+    /// `Upload-Checksum` (tus's status for it; the REST API's is 422).
+    #[error("{0}")]
+    ChunkChecksumMismatch(String),
     /// 429 `too_many_pending_uploads`.
     #[error("{0}")]
     TooManyPending(String),
@@ -78,14 +91,18 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Forbidden(_) | ApiError::NotAllowed(_) => "forbidden",
+            ApiError::PreconditionFailed(_) => "unsupported_version",
+            ApiError::Locked(_) => "locked",
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::Expired => "expired",
             ApiError::LengthRequired => "length_required",
             ApiError::TooLarge(_) => "too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::ChecksumMismatch(_) => "checksum_mismatch",
+            ApiError::ChecksumMismatch(_) | ApiError::ChunkChecksumMismatch(_) => {
+                "checksum_mismatch"
+            }
             ApiError::TooManyPending(_) => "too_many_pending_uploads",
             ApiError::Unavailable(_) | ApiError::NotConfigured(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -114,7 +131,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::NotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::Locked(_) => StatusCode::LOCKED,
+            ApiError::ChunkChecksumMismatch(_) => {
+                StatusCode::from_u16(460).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Expired => StatusCode::GONE,
@@ -151,7 +173,10 @@ impl ResponseError for ApiError {
         };
         let body = Problem {
             r#type: format!("https://claimcheck.dev/problems/{}", self.code()),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            title: match status.as_u16() {
+                460 => "Checksum Mismatch".to_owned(),
+                _ => status.canonical_reason().unwrap_or("Error").to_owned(),
+            },
             status: status.as_u16(),
             code: self.code().to_owned(),
             detail,

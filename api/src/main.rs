@@ -11,6 +11,7 @@ mod observe;
 mod openapi;
 mod routes;
 mod startup;
+mod tus;
 mod wire;
 
 use claimcheck::{cli::SharedCommand, config::Config, telemetry};

@@ -40,6 +40,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Download URLs: presigned by S3, or signed and served by the API.
     pub downloads: Downloads,
+    /// `CLAIMCHECK_API_PUBLIC_URL`: where tus `Location`s point.
+    pub api_public_url: Option<url::Url>,
 }
 
 /// A built, bound, not yet running API server.
@@ -73,6 +75,7 @@ impl Application {
             body_idle_timeout: config.body_idle_timeout,
             public_base_url: config.public_base_url.clone(),
             downloads,
+            api_public_url: config.api_public_url.clone(),
         });
         let cors_origins = config.cors_origins.clone();
         let server = HttpServer::new(move || {
@@ -123,20 +126,51 @@ impl Application {
 }
 
 /// CORS for the configured origins only (none: browsers on other origins
-/// get no CORS headers and are refused by the browser). `ETag` and
-/// `Location` are exposed so browser clients can resume and follow uploads.
+/// get no CORS headers and are refused by the browser). `ETag`, `Location`
+/// and tus's headers are exposed so browser clients (Uppy) can resume and
+/// follow uploads.
 fn cors(origins: &[String]) -> Cors {
     origins
         .iter()
         .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
-        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::HeaderName::from_static("x-content-sha256"),
-            header::HeaderName::from_static("idempotency-key"),
-        ])
-        .expose_headers([header::ETAG, header::LOCATION])
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers(
+            [
+                "authorization",
+                "content-type",
+                "x-content-sha256",
+                "idempotency-key",
+                "x-request-id",
+                // tus
+                "tus-resumable",
+                "upload-length",
+                "upload-defer-length",
+                "upload-offset",
+                "upload-metadata",
+                "upload-checksum",
+                "upload-concat",
+                "x-http-method-override",
+            ]
+            .map(header::HeaderName::from_static),
+        )
+        .expose_headers(
+            [
+                "etag",
+                "location",
+                "upload-offset",
+                "upload-length",
+                "upload-expires",
+                "upload-metadata",
+                "upload-concat",
+                "upload-defer-length",
+                "tus-resumable",
+                "tus-version",
+                "tus-extension",
+                "tus-max-size",
+                "tus-checksum-algorithm",
+            ]
+            .map(header::HeaderName::from_static),
+        )
         .max_age(3600)
 }
 

@@ -58,7 +58,8 @@ pub struct Problem {
     pub status: u16,
     /// Stable: invalid_request, unauthorized, forbidden, not_found, conflict,
     /// expired, length_required, too_large, unsupported_media_type,
-    /// checksum_mismatch, too_many_pending_uploads, unavailable.
+    /// checksum_mismatch, locked, too_many_pending_uploads, unavailable;
+    /// tus also unsupported_version (412).
     pub code: String,
     /// What went wrong, for people.
     pub detail: String,

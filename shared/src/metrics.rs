@@ -73,6 +73,11 @@ pub struct Metrics {
     pub claims: IntGaugeVec,
     /// `claimcheck_upload_bytes_total`.
     pub upload_bytes_total: IntCounter,
+    /// `claimcheck_tus_patch_bytes_total`: bytes tus appends made durable.
+    pub tus_patch_bytes_total: IntCounter,
+    /// `claimcheck_tus_locked_total`: tus appends refused (423) because
+    /// another request held the upload.
+    pub tus_locked_total: IntCounter,
     /// `claimcheck_http_requests_total{route, method, status}` (API).
     pub http_requests_total: IntCounterVec,
     /// `claimcheck_http_request_duration_seconds{route}` (API).
@@ -156,6 +161,16 @@ impl Metrics {
                 "Bytes received in upload bodies.",
             )
             .expect("valid metric"),
+            tus_patch_bytes_total: IntCounter::new(
+                "claimcheck_tus_patch_bytes_total",
+                "Bytes tus appends (PATCH, creation-with-upload) made durable.",
+            )
+            .expect("valid metric"),
+            tus_locked_total: IntCounter::new(
+                "claimcheck_tus_locked_total",
+                "tus appends refused with 423 because another request was writing the upload.",
+            )
+            .expect("valid metric"),
             http_requests_total: IntCounterVec::new(
                 Opts::new("claimcheck_http_requests_total", "HTTP requests answered."),
                 &["route", "method", "status"],
@@ -205,7 +220,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
             Box::new(self.delete_queue_rows.clone()),
             Box::new(self.delete_queue_oldest_due_seconds.clone()),
             Box::new(self.deletes_total.clone()),
@@ -214,6 +229,8 @@ impl Metrics {
             Box::new(self.sweeper_last_run_timestamp_seconds.clone()),
             Box::new(self.claims.clone()),
             Box::new(self.upload_bytes_total.clone()),
+            Box::new(self.tus_patch_bytes_total.clone()),
+            Box::new(self.tus_locked_total.clone()),
             Box::new(self.http_requests_total.clone()),
             Box::new(self.http_request_duration_seconds.clone()),
             Box::new(self.uploads_in_flight.clone()),
@@ -337,6 +354,8 @@ mod tests {
             "claimcheck_sweeper_last_run_timestamp_seconds 0",
             "claimcheck_claims{status=\"pending\"} 0",
             "claimcheck_upload_bytes_total 0",
+            "claimcheck_tus_patch_bytes_total 0",
+            "claimcheck_tus_locked_total 0",
             "claimcheck_uploads_in_flight 0",
             "claimcheck_orphans_aborted_total 0",
             "claimcheck_store_request_duration_seconds_count{op=\"delete_many\",outcome=\"error\"} 0",

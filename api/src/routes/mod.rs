@@ -19,5 +19,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(admin::configure)
         .configure(adoption::configure)
+        .configure(crate::tus::configure)
         .service(crate::openapi::openapi_json);
 }

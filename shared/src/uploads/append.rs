@@ -350,7 +350,13 @@ impl Uploads {
         }
     }
 
-    async fn send_part(&self, claim: &Claim, n: u32, bytes: Bytes) -> Result<Part, UploadError> {
+    /// Sends `bytes` as part `n` of the claim's session.
+    pub(super) async fn send_part(
+        &self,
+        claim: &Claim,
+        n: u32,
+        bytes: Bytes,
+    ) -> Result<Part, UploadError> {
         let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let len = bytes.len() as u64;

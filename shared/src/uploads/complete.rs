@@ -14,7 +14,7 @@ use crate::{
 /// before answering that it is busy.
 const COMPLETE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The writer lock's lease; renewed every third of it while the work lasts.
-pub(super) const WRITER_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const WRITER_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often a waiting complete looks again.
 const WRITER_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 

@@ -8,6 +8,7 @@
 mod append;
 mod checksum;
 mod complete;
+mod concat;
 mod empty;
 mod limits;
 mod multipart;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 pub use append::{Append, Appended};
 pub use checksum::{ChecksumAlgorithm, ChunkChecksum};
+pub use concat::Concatenate;
 pub use limits::{choose_part_size, ContentTypes, Limits};
 pub use multipart::{InitMultipart, PartReceipt, UploadStatus};
 pub use progress::{PartProgress, Progress};

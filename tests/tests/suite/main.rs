@@ -19,4 +19,5 @@ mod queue;
 mod support;
 mod sweeper;
 mod tokens;
+mod tus;
 mod worker;
