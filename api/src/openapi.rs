@@ -17,6 +17,7 @@ use crate::{
         adoption::{self, downloads},
         health, multipart, tokens, uploads,
     },
+    tus,
     wire::{
         ClaimBody, ClaimPage, ClaimWithParts, InitMultipartRequest, ObjectBody, PartBody,
         PresignedPart, Problem, TokenPage,
@@ -61,6 +62,11 @@ impl Modify for BearerAuth {
         admin::queue,
         admin::retry_dead,
         admin::metrics,
+        tus::options,
+        tus::create::create,
+        tus::upload::head,
+        tus::upload::patch,
+        tus::upload::terminate,
     ),
     components(schemas(
         Problem, ClaimBody, ClaimStatus, ClaimWithParts, ClaimPage, PartBody, InitMultipartRequest,

@@ -14,10 +14,45 @@ use crate::{
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
+    wire::Problem,
 };
 
-/// `POST /v1/tus`.
-pub(super) async fn create(
+/// `POST /v1/tus`: creation; `Upload-Length` or `Upload-Defer-Length: 1`,
+/// `Upload-Metadata` (`filename`, `filetype` or `content_type`, `public`),
+/// `Upload-Concat` (`partial`, `final;<url> ...`); with a body
+/// (`application/offset+octet-stream`), the first bytes.
+#[utoipa::path(
+    post,
+    path = "/v1/tus",
+    tag = "tus",
+    params(
+        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Length" = Option<u64>, Header),
+        ("Upload-Defer-Length" = Option<u8>, Header, description = "1"),
+        ("Upload-Metadata" = Option<String>, Header),
+        ("Upload-Concat" = Option<String>, Header),
+        ("Idempotency-Key" = Option<String>, Header),
+    ),
+    request_body(
+        content = Vec<u8>,
+        content_type = "application/offset+octet-stream",
+        description = "Optional: the first bytes (creation-with-upload)",
+    ),
+    responses(
+        (status = 201, description = "Location, Upload-Expires, Upload-Offset when bytes came"),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "A final names an unknown partial"),
+        (status = 409, body = Problem, description = "A final names an unfinished partial"),
+        (status = 412, body = Problem),
+        (status = 413, body = Problem),
+        (status = 415, body = Problem),
+        (status = 429, body = Problem),
+        (status = 503, body = Problem),
+    ),
+)]
+pub(crate) async fn create(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -9,9 +9,9 @@
 //! `Tus-Resumable` on every answer. Errors are problem+json as elsewhere,
 //! with tus's statuses (423 `locked`, 460 `checksum_mismatch`).
 
-mod create;
+pub(crate) mod create;
 pub mod headers;
-mod upload;
+pub(crate) mod upload;
 
 use actix_web::{
     body::MessageBody,
@@ -85,7 +85,17 @@ async fn gate(
 }
 
 /// `OPTIONS /v1/tus`: what this server supports (no token needed).
-async fn options(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    options,
+    path = "/v1/tus",
+    tag = "tus",
+    security(()),
+    responses((
+        status = 204,
+        description = "Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm",
+    )),
+)]
+pub(crate) async fn options(state: web::Data<AppState>) -> HttpResponse {
     let algorithms: Vec<&str> = ChecksumAlgorithm::ALL.iter().map(|a| a.name()).collect();
     HttpResponse::NoContent()
         .insert_header(("Tus-Version", TUS_VERSION))

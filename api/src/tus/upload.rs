@@ -14,6 +14,7 @@ use crate::{
     body::{content_length, header, pump, with_pump},
     error::ApiError,
     startup::AppState,
+    wire::Problem,
 };
 
 /// The media type of a PATCH body.
@@ -21,7 +22,28 @@ pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
 /// `HEAD /v1/tus/{id}`: the offset and what the upload was created with.
 /// One read of the database, no store call.
-pub(super) async fn head(
+#[utoipa::path(
+    head,
+    path = "/v1/tus/{id}",
+    tag = "tus",
+    params(
+        ("id" = String, Path, description = "The claim id: the last segment of Location"),
+        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Upload-Offset, Upload-Length or Upload-Defer-Length, Upload-Metadata, \
+                           Upload-Expires, Upload-Concat; Cache-Control: no-store",
+        ),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 410, body = Problem),
+        (status = 412, body = Problem),
+    ),
+)]
+pub(crate) async fn head(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -36,7 +58,35 @@ pub(super) async fn head(
 }
 
 /// `PATCH /v1/tus/{id}`: the bytes at the upload's offset.
-pub(super) async fn patch(
+#[utoipa::path(
+    patch,
+    path = "/v1/tus/{id}",
+    tag = "tus",
+    params(
+        ("id" = String, Path),
+        ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Offset" = u64, Header),
+        ("Upload-Checksum" = Option<String>, Header, description = "sha1, sha256 or md5, base64"),
+        ("Upload-Length" = Option<u64>, Header, description = "Once, when it was deferred"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
+    responses(
+        (status = 204, description = "Upload-Offset, Upload-Expires"),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "A final upload takes no PATCH"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Upload-Offset is not the server's"),
+        (status = 410, body = Problem),
+        (status = 412, body = Problem),
+        (status = 413, body = Problem),
+        (status = 415, body = Problem),
+        (status = 423, body = Problem, description = "Another request is writing the upload"),
+        (status = 460, body = Problem, description = "Upload-Checksum mismatch; the chunk is dropped"),
+        (status = 503, body = Problem),
+    ),
+)]
+pub(crate) async fn patch(
     caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -101,7 +151,20 @@ pub(super) async fn patch(
 }
 
 /// `DELETE /v1/tus/{id}`: termination, as `DELETE /v1/uploads/{id}`.
-pub(super) async fn terminate(
+#[utoipa::path(
+    delete,
+    path = "/v1/tus/{id}",
+    tag = "tus",
+    params(("id" = String, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 412, body = Problem),
+    ),
+)]
+pub(crate) async fn terminate(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
