@@ -15,6 +15,12 @@ use uuid::Uuid;
 use super::{ClaimStore, DbError, PartStore};
 use crate::domain::Part;
 
+/// The statement that drops the tails of the claims a `marked` CTE returns
+/// (their `id`s): the claims module marks an upload finished and drops its
+/// tail in one statement with it.
+pub(crate) const DROP_TAIL_OF_MARKED: &str =
+    "DELETE FROM claimcheck.upload_tails t USING marked m WHERE t.claim_id = m.id";
+
 /// A claim's tail: segments in offset order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tail {
@@ -153,16 +159,32 @@ impl TailStore {
         Ok(Committed::Done { expires_at })
     }
 
-    /// Drops claim `id`'s tail (once its object is whole).
-    #[tracing::instrument(name = "db.clear_tail", skip_all)]
-    pub async fn clear(&self, claim_id: Uuid) -> Result<(), DbError> {
-        let client = self.pool.get().await?;
-        client
+    /// Drops claim `id`'s tail inside `tx` (its object turned out whole: the
+    /// sweeper's recovery).
+    pub async fn delete_by_claim_in(
+        tx: &deadpool_postgres::Transaction<'_>,
+        claim_id: Uuid,
+    ) -> Result<u64, DbError> {
+        Ok(tx
             .execute(
                 "DELETE FROM claimcheck.upload_tails WHERE claim_id = $1",
                 &[&claim_id],
             )
+            .await?)
+    }
+
+    /// Claims that are finished but still have tail rows: none, unless
+    /// something wrote past the rules (the audit reports them).
+    pub async fn finished_with_tail(&self) -> Result<Vec<Uuid>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT t.claim_id FROM claimcheck.upload_tails t
+                   JOIN claimcheck.upload_claims c ON c.id = t.claim_id
+                  WHERE c.status = 'uploaded' LIMIT 1000",
+                &[],
+            )
             .await?;
-        Ok(())
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 }

@@ -18,10 +18,11 @@
 use std::{collections::HashSet, fmt};
 
 use chrono::Utc;
+use uuid::Uuid;
 
 use super::{JobContext, JobError};
 use crate::{
-    db::{DbError, KeyRange, ObjectRegistry},
+    db::{DbError, KeyRange, ObjectRegistry, TailStore},
     store::{MultipartSession, StoreError},
 };
 
@@ -40,6 +41,9 @@ pub struct AuditReport {
     pub claims_without_object: Vec<String>,
     /// Multipart sessions no claim or queue row knows (leaked parts).
     pub orphan_sessions: Vec<MultipartSession>,
+    /// Finished uploads that still have appended bytes kept as a tail
+    /// (`upload_tails`): stray rows.
+    pub finished_with_tail: Vec<String>,
     /// The most keys (listed and read from the database) held at once: the
     /// audit's memory bound, one page plus one chunk, whatever the bucket's
     /// size.
@@ -53,6 +57,7 @@ impl AuditReport {
             && self.registry_without_object.is_empty()
             && self.claims_without_object.is_empty()
             && self.orphan_sessions.is_empty()
+            && self.finished_with_tail.is_empty()
     }
 }
 
@@ -63,7 +68,7 @@ impl fmt::Display for AuditReport {
             "scanned {} objects and {} multipart sessions",
             self.objects_scanned, self.sessions_scanned
         )?;
-        let sections: [(&str, Vec<String>); 4] = [
+        let sections: [(&str, Vec<String>); 5] = [
             ("object not accounted for", self.unaccounted_objects.clone()),
             (
                 "registry row without object",
@@ -84,6 +89,10 @@ impl fmt::Display for AuditReport {
                         )
                     })
                     .collect(),
+            ),
+            (
+                "finished upload with a tail",
+                self.finished_with_tail.clone(),
             ),
         ];
         for (what, items) in sections {
@@ -170,6 +179,12 @@ pub async fn audit(ctx: &JobContext) -> Result<AuditReport, JobError> {
         .await?;
     report.sessions_scanned = sessions.len();
     report.orphan_sessions = super::orphan_sessions(ctx, sessions).await?;
+    report.finished_with_tail = TailStore::new(ctx.pool.clone())
+        .finished_with_tail()
+        .await?
+        .iter()
+        .map(Uuid::to_string)
+        .collect();
     Ok(report)
 }
 

@@ -323,11 +323,8 @@ impl Uploads {
             Err(e) => return Err(e.into()),
         }
         let sha256 = composite_sha256(parts.iter().map(|p| p.sha256.as_deref()));
+        // Marking it uploaded drops its tail in the same statement.
         let claim = self.finish(claim, sha256.as_deref()).await?;
-        if let Err(e) = self.tails.clear(claim.id).await {
-            // Harmless: the rows go with the claim.
-            tracing::warn!(error = %e, claim = %claim.id, "could not drop a finished upload's tail");
-        }
         Ok(Appended::Finished(Box::new(claim)))
     }
 

@@ -173,3 +173,33 @@ async fn a_zero_byte_upload_finishes_with_an_empty_append() {
     assert_eq!(claim.status, ClaimStatus::Uploaded);
     assert!(t.object(&claim.key).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_audit_reports_a_finished_upload_that_kept_a_tail() {
+    let t = Appender::new().await;
+    let id = t.start(10).await;
+    let Appended::Finished(claim) = t.append(id, 0, &[5u8; 10]).await else {
+        panic!("10 bytes finish a 10-byte upload");
+    };
+    let settings = claimcheck_tests::jobs::fast_settings(&claimcheck_tests::stores::test_prefix());
+    let ctx = claimcheck_tests::jobs::context(&t.db, t.store.clone(), settings);
+    let clean = claimcheck::jobs::audit::audit(&ctx).await.unwrap();
+    assert!(clean.finished_with_tail.is_empty(), "{clean}");
+    // Behind the service's back: a tail row on the finished upload.
+    t.db.client()
+        .await
+        .execute(
+            "INSERT INTO claimcheck.upload_tails (claim_id, start_offset, bytes)
+             VALUES ($1, 0, '\\x01')",
+            &[&claim.id],
+        )
+        .await
+        .unwrap();
+    let report = claimcheck::jobs::audit::audit(&ctx).await.unwrap();
+    assert_eq!(report.finished_with_tail, vec![claim.id.to_string()]);
+    assert!(!report.is_clean());
+    assert!(
+        report.to_string().contains("finished upload with a tail"),
+        "{report}"
+    );
+}

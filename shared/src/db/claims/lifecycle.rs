@@ -6,6 +6,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, Transition, COLUMNS};
+use crate::db::tails::DROP_TAIL_OF_MARKED;
 use crate::db::{
     deletes::{DeleteQueue, NewDelete},
     secs, DbError,
@@ -49,6 +50,8 @@ impl ClaimStore {
     ///
     /// Conditional: of a complete racing another complete, an abort or the
     /// sweeper, exactly one wins; the others learn what happened instead.
+    /// An appended upload's tail (its last bytes are in the object now) goes
+    /// in the same statement, so a finished upload never keeps one.
     #[tracing::instrument(name = "db.mark_uploaded", skip_all)]
     pub async fn mark_uploaded(
         &self,
@@ -60,11 +63,16 @@ impl ClaimStore {
         let row = client
             .query_opt(
                 &format!(
-                    "UPDATE claimcheck.upload_claims
-                        SET status = 'uploaded', sha256 = $2, uploaded_at = now(),
-                            expires_at = now() + make_interval(secs => $3)
-                      WHERE id = $1 AND status = 'pending' AND expires_at > now()
-                  RETURNING {COLUMNS}"
+                    "WITH marked AS (
+                         UPDATE claimcheck.upload_claims
+                            SET status = 'uploaded', sha256 = $2, uploaded_at = now(),
+                                expires_at = now() + make_interval(secs => $3)
+                          WHERE id = $1 AND status = 'pending' AND expires_at > now()
+                      RETURNING {COLUMNS}
+                     ), tail AS (
+                         {DROP_TAIL_OF_MARKED}
+                     )
+                     SELECT {COLUMNS} FROM marked"
                 ),
                 &[&id, &sha256, &unconsumed_ttl.map(secs)],
             )

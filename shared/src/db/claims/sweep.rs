@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{claim_from_row, ClaimStore, COLUMNS};
 use crate::db::{
     deletes::{DeleteQueue, NewDelete},
-    keys_in_range, secs, DbError, KeyRange, PartStore, KEY_RANGE,
+    keys_in_range, secs, DbError, KeyRange, PartStore, TailStore, KEY_RANGE,
 };
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
@@ -89,7 +89,8 @@ impl ClaimStore {
 
     /// Recovers an expired pending claim whose object turned out complete (a
     /// crash between the store finishing and the database update): it becomes
-    /// uploaded, expiring after `unconsumed_ttl`, and its part rows go.
+    /// uploaded, expiring after `unconsumed_ttl`, and its part and tail rows
+    /// go.
     /// Conditional on the claim still being pending and expired, so a racing
     /// complete or sweeper is never undone; `None` when it was not.
     pub async fn recover(
@@ -115,6 +116,7 @@ impl ClaimStore {
             return Ok(None);
         };
         PartStore::delete_by_claim_in(&tx, id).await?;
+        TailStore::delete_by_claim_in(&tx, id).await?;
         tx.commit().await?;
         Ok(Some(claim_from_row(&row)?))
     }
