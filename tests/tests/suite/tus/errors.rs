@@ -199,3 +199,26 @@ async fn bad_creations_are_refused_before_a_claim_exists() {
         .await;
     assert_eq!(claims, 1, "only the good creation made a claim");
 }
+
+#[tokio::test]
+async fn head_answers_from_postgresql_alone_when_the_store_is_down() {
+    let app = TestApp::spawn(Store::S3).await;
+    let path = create(&app, 1000).await;
+    assert_eq!(patch(&app, &path, 0, vec![1; 300]).await.status(), 204);
+    // A pod whose S3 endpoint refuses every connection: tus clients start
+    // an upload over on a 5xx HEAD, so HEAD must not need the store.
+    let down = claimcheck_tests::procs::RefusedPort::new();
+    let pod = app
+        .another_with(&[("CLAIMCHECK_S3_ENDPOINT", down.url().as_str())])
+        .await;
+    let res = tus(&pod, Method::HEAD, &path).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(hv(&res, "upload-offset"), Some("300"));
+    // Bytes short of a part need no store either (they go to the tail)...
+    assert_eq!(patch(&pod, &path, 300, vec![2; 200]).await.status(), 204);
+    // ...and the last bytes, which do, are a clear 503 that stores nothing.
+    let res = patch(&pod, &path, 500, vec![3; 500]).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(head_offset(&app, &path).await, 500);
+    assert_eq!(patch(&app, &path, 500, vec![3; 500]).await.status(), 204);
+}
