@@ -21,6 +21,11 @@
 //! ([`ObjectRegistry::unaccounted`]). Columns are always named, never `*`:
 //! a column added later must not change what a cached statement returns.
 //!
+//! Every lifecycle change writes its event into `claimcheck.events` in the
+//! same statement or transaction (the outbox): the statements take the
+//! insert from [`events`] ([`events::claim_events`], [`events::key_events`]),
+//! so the event types and payloads are written in one place.
+//!
 //! Every statement whose outcome can race another pod's is conditional
 //! (`WHERE status = 'pending' AND ...`) and its row count is read: the stores
 //! return what happened (an outcome enum), not just "ok". No transaction is
@@ -28,6 +33,7 @@
 
 pub mod claims;
 pub mod deletes;
+pub mod events;
 pub mod listen;
 pub mod objects;
 pub mod parts;
@@ -43,6 +49,7 @@ use tokio_postgres::error::SqlState;
 
 pub use claims::ClaimStore;
 pub use deletes::DeleteQueue;
+pub use events::{Event, EventStore, EventType};
 pub use objects::{ConsumeError, ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
 pub use tails::{AppendCommit, Committed, Tail, TailStore};
