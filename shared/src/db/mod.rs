@@ -5,7 +5,8 @@
 //! (`objects`, and the SQL functions `consume_claims` and
 //! `schedule_delete`), [`deletes`] (`pending_deletes`), [`tokens`]
 //! (`api_tokens`), [`tails`] (`upload_tails`, and the commit of an
-//! append), [`settings`]; [`listen`] is the LISTEN connection. Code
+//! append), [`events`] (`events`, the outbox), [`webhooks`]
+//! (`webhook_endpoints`, `webhook_deliveries`), [`settings`]; [`listen`] is the LISTEN connection. Code
 //! outside calls their functions and never holds a statement or drives a
 //! transaction itself (except [`crate::files::Files`], which works inside
 //! its caller's transaction, through [`ObjectRegistry`]).
@@ -41,6 +42,7 @@ pub mod settings;
 pub mod tails;
 pub mod tls;
 pub mod tokens;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -54,6 +56,7 @@ pub use objects::{ConsumeError, ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
 pub use tails::{AppendCommit, Committed, Tail, TailStore};
 pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};
+pub use webhooks::{Delivery, DeliveryLease, DeliveryStats, Endpoint, WebhookStore};
 
 /// A database call that failed.
 #[derive(Debug, thiserror::Error)]

@@ -7,12 +7,12 @@ use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, Transition, COLUMNS};
 use crate::db::{
-    events::{claim_events, EventType},
-    tails::DROP_TAIL_OF_MARKED,
-};
-use crate::db::{
     deletes::{DeleteQueue, NewDelete},
     secs, DbError,
+};
+use crate::db::{
+    events::{claim_events, EventType},
+    tails::DROP_TAIL_OF_MARKED,
 };
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
