@@ -20,4 +20,5 @@ mod support;
 mod sweeper;
 mod tokens;
 mod tus;
+mod webhooks;
 mod worker;
