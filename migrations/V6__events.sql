@@ -5,13 +5,13 @@
 -- the change (the API's statements, the SQL functions, the sweeper, the
 -- delete worker), so an event exists exactly when its change committed.
 -- `id` is the public id: null until the worker's publisher numbers the
--- event, in the order the inserting transactions finished (see `txid`), so a
--- reader that saw id N never later sees a new event below N.
+-- event. It numbers only events whose transaction is older than every
+-- transaction still writing in this database (`txid`), so a reader that saw
+-- id N never later sees a new event below N.
 CREATE TABLE claimcheck.events (
     seq         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- insert order
     id          bigint      UNIQUE,
-    -- The inserting transaction: the publisher numbers only events whose
-    -- transaction is older than every transaction still running.
+    -- The inserting transaction (see above).
     txid        xid8        NOT NULL DEFAULT pg_current_xact_id(),
     type        text        NOT NULL CHECK (type IN (
                     'upload.created', 'upload.completed', 'upload.discarded', 'upload.expired',

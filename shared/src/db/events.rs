@@ -143,13 +143,35 @@ pub struct EventStore {
 const PUBLISHER_LOCK: &str =
     "SELECT pg_try_advisory_xact_lock(hashtextextended('claimcheck.events.publisher', 0))";
 
-/// Numbers up to `$1` events whose transactions are older than any still
-/// running, in the order of those transactions, and makes their deliveries.
-const PUBLISH: &str = "WITH ready AS (
+/// Numbers up to `$1` events whose transactions are older than every
+/// transaction still writing in this database, in the order of those
+/// transactions, and makes their deliveries.
+///
+/// The horizon: the oldest transaction id of another session of this
+/// database (`pg_stat_activity.backend_xid`, widened to 64 bits against the
+/// snapshot's next id), or the next id when none writes. Sessions of other
+/// databases share the id counter but never insert events here, so the
+/// cluster-wide xmin would hold publishing back for nothing. When the role
+/// cannot see other roles' sessions (no `pg_read_all_stats`), the
+/// cluster-wide xmin is the safe fallback.
+const PUBLISH: &str = "WITH ref AS (
+        SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next,
+               pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS cluster_xmin
+     ), sessions AS (
+        SELECT bool_or(a.query = '<insufficient privilege>') AS blind,
+               min(((r.next >> 32) << 32) + a.backend_xid::text::bigint
+                   - CASE WHEN ((r.next >> 32) << 32) + a.backend_xid::text::bigint > r.next
+                          THEN 4294967296 ELSE 0 END) AS oldest
+          FROM pg_stat_activity a CROSS JOIN ref r
+         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+     ), horizon AS (
+        SELECT CASE WHEN s.blind THEN r.cluster_xmin ELSE coalesce(s.oldest, r.next) END AS h
+          FROM sessions s CROSS JOIN ref r
+     ), ready AS (
         SELECT seq, nextval('claimcheck.event_ids') AS id
-          FROM (SELECT seq FROM claimcheck.events
-                 WHERE id IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                 ORDER BY txid, seq
+          FROM (SELECT e.seq FROM claimcheck.events e CROSS JOIN horizon
+                 WHERE e.id IS NULL AND e.txid::text::bigint < horizon.h
+                 ORDER BY e.txid, e.seq
                  LIMIT $1) AS ordered
      ), numbered AS (
         UPDATE claimcheck.events e SET id = ready.id, published_at = now()

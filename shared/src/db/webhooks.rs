@@ -58,7 +58,7 @@ pub struct DeliveryLease {
 }
 
 /// Delivery rows by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DeliveryStats {
     /// Waiting to be sent now.
     pub due: i64,
@@ -70,6 +70,29 @@ pub struct DeliveryStats {
     pub dead: i64,
     /// Delivered (until pruned).
     pub done: i64,
+}
+
+/// A delivery parked dead, for operators.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeadDelivery {
+    /// The delivery row.
+    pub id: i64,
+    /// The receiver.
+    pub endpoint_id: Uuid,
+    /// Its URL.
+    pub url: String,
+    /// The event's id.
+    pub event_id: i64,
+    /// The event's type.
+    pub event_type: String,
+    /// Leases it had.
+    pub attempts: i32,
+    /// The last answer's status, if one came.
+    pub last_status: Option<i32>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was parked.
+    pub dead_at: DateTime<Utc>,
 }
 
 /// Webhook endpoints and deliveries in PostgreSQL.
@@ -256,6 +279,37 @@ impl WebhookStore {
                 &[&endpoint],
             )
             .await?)
+    }
+
+    /// Dead deliveries, oldest first.
+    pub async fn list_dead(&self, limit: i64) -> Result<Vec<DeadDelivery>, DbError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT d.id, d.endpoint_id, w.url, d.event_id, e.type, d.attempts,
+                        d.last_status, d.last_error, d.dead_at
+                   FROM claimcheck.webhook_deliveries d
+                   JOIN claimcheck.webhook_endpoints w ON w.id = d.endpoint_id
+                   JOIN claimcheck.events e ON e.id = d.event_id
+                  WHERE d.dead_at IS NOT NULL ORDER BY d.dead_at, d.id LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadDelivery {
+                    id: r.try_get(0)?,
+                    endpoint_id: r.try_get(1)?,
+                    url: r.try_get(2)?,
+                    event_id: r.try_get(3)?,
+                    event_type: r.try_get(4)?,
+                    attempts: r.try_get(5)?,
+                    last_status: r.try_get(6)?,
+                    last_error: r.try_get(7)?,
+                    dead_at: r.try_get(8)?,
+                })
+            })
+            .collect()
     }
 
     /// Delivery rows by state, in one statement.

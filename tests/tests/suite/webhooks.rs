@@ -2,6 +2,7 @@
 //! committed ones), numbered in commit order, delivered at least once with
 //! retries, dead rows and signatures any Standard Webhooks library checks.
 
+mod admin;
 mod delivery;
 mod outbox;
 mod processes;
@@ -22,7 +23,10 @@ use claimcheck_tests::{
 
 /// A job context on `db` with the filesystem store, and the deliveries'
 /// HTTP client.
-pub fn jobs(db: &TestDb, tune: impl FnOnce(&mut JobSettings)) -> (JobContext, reqwest::Client) {
+pub fn jobs(
+    db: &TestDb,
+    tune: impl FnOnce(&mut JobSettings),
+) -> (JobContext, webhooks::send::HttpClient) {
     let (store, dir) = fs_store();
     // The store is not used by the webhook jobs; its directory may go.
     drop(dir);

@@ -67,7 +67,7 @@ pub async fn publish_once(ctx: &JobContext) -> Result<Published, JobError> {
 /// endpoint) and sends them, all at once.
 pub async fn deliver_once(
     ctx: &JobContext,
-    http: &reqwest::Client,
+    http: &send::HttpClient,
 ) -> Result<DeliveryOutcome, JobError> {
     let s = &ctx.settings;
     let store = WebhookStore::new(ctx.pool.clone());
@@ -105,7 +105,7 @@ pub async fn deliver_once(
 }
 
 /// Publishes and delivers until nothing is due (tests, one-shot drains).
-pub async fn drain(ctx: &JobContext, http: &reqwest::Client) -> Result<DeliveryOutcome, JobError> {
+pub async fn drain(ctx: &JobContext, http: &send::HttpClient) -> Result<DeliveryOutcome, JobError> {
     let mut total = DeliveryOutcome::default();
     loop {
         let published = publish_once(ctx).await?;
@@ -144,7 +144,7 @@ enum Recorded {
 async fn deliver(
     ctx: &JobContext,
     store: &WebhookStore,
-    http: &reqwest::Client,
+    http: &send::HttpClient,
     token: uuid::Uuid,
     d: &Delivery,
 ) -> Result<Recorded, JobError> {

@@ -10,8 +10,15 @@
 use std::{sync::Arc, time::Duration};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use futures::StreamExt;
+use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
 use sha2::Sha256;
 
 /// Bytes of a receiver's answer kept (and read).
@@ -39,8 +46,17 @@ pub enum Attempt {
     },
 }
 
-/// The HTTP client of the deliveries.
-pub fn client(timeout: Duration) -> reqwest::Client {
+/// The HTTP client of the deliveries: http and https (rustls on
+/// aws-lc-rs, the system's roots), HTTP/1.1, no redirects (hyper follows
+/// none), `timeout` for a whole attempt.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// The deliveries' client with `timeout` per attempt.
+pub fn client(timeout: Duration) -> HttpClient {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -49,14 +65,18 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .expect("aws-lc-rs supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("claimcheck-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a client with these settings builds")
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    HttpClient {
+        inner: Client::builder(TokioExecutor::new()).build(https),
+        timeout,
+    }
 }
 
 /// `v1,<base64 HMAC-SHA256>` of `id.timestamp.body` under `secret`
@@ -73,25 +93,37 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String 
 }
 
 /// POSTs `body` (event `id`'s JSON) to `url`, signed with `secret`.
-pub async fn send(
-    http: &reqwest::Client,
-    url: &str,
-    secret: &str,
-    id: &str,
-    body: Vec<u8>,
-) -> Attempt {
+pub async fn send(http: &HttpClient, url: &str, secret: &str, id: &str, body: Vec<u8>) -> Attempt {
+    match tokio::time::timeout(http.timeout, attempt(http, url, secret, id, body)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Attempt::Failed {
+            error: format!("timed out after {:?}", http.timeout),
+        },
+    }
+}
+
+async fn attempt(http: &HttpClient, url: &str, secret: &str, id: &str, body: Vec<u8>) -> Attempt {
     let timestamp = chrono::Utc::now().timestamp();
     let signed = signature(secret, id, timestamp, &body);
-    let sent = http
-        .post(url)
+    let request = Request::post(url)
         .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("claimcheck-webhooks/", env!("CARGO_PKG_VERSION")),
+        )
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signed)
-        .body(body)
-        .send()
-        .await;
-    let res = match sent {
+        .body(Full::new(Bytes::from(body)));
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            return Attempt::Failed {
+                error: format!("bad URL: {e}"),
+            }
+        }
+    };
+    let res = match http.inner.request(request).await {
         Ok(res) => res,
         Err(e) => {
             return Attempt::Failed {
@@ -101,36 +133,35 @@ pub async fn send(
     };
     let status = res.status().as_u16();
     if res.status().is_success() {
-        // The answer is not read: the connection is dropped with it.
+        // The answer is not read: the connection goes with it.
         return Attempt::Delivered { status };
     }
     Attempt::Refused {
         status,
-        excerpt: excerpt(res).await,
+        excerpt: excerpt(res.into_body()).await,
     }
 }
 
-/// At most [`EXCERPT`] bytes of an answer, as text.
-async fn excerpt(res: reqwest::Response) -> String {
+/// At most [`EXCERPT`] bytes of an answer, as text; the rest is never read.
+async fn excerpt(mut body: hyper::body::Incoming) -> String {
     let mut kept = Vec::new();
-    let mut body = res.bytes_stream();
-    while let Some(Ok(chunk)) = body.next().await {
-        let room = EXCERPT - kept.len();
-        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if kept.len() >= EXCERPT {
-            break;
+    while kept.len() < EXCERPT {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let room = EXCERPT - kept.len();
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            _ => break,
         }
     }
     String::from_utf8_lossy(&kept).into_owned()
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let what = if e.is_connect() {
         "could not connect"
-    } else if e.is_builder() {
-        "bad request or URL"
     } else {
         "request failed"
     };

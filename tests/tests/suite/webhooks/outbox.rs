@@ -160,3 +160,23 @@ async fn concurrent_writers_and_publishers_number_every_event_once_in_order() {
         assert_eq!(mine, (0..50).collect::<Vec<_>>(), "writer {w}");
     }
 }
+
+#[tokio::test]
+async fn a_long_transaction_in_another_database_does_not_hold_publishing_back() {
+    let db = TestDb::new().await;
+    let (ctx, _) = jobs(&db, |_| {});
+    // Another database of the cluster, with a transaction that has an id.
+    let other_url = claimcheck_tests::required_env("DATABASE_URL");
+    let mut other = claimcheck_tests::db::connect(&other_url).await;
+    let open = other.transaction().await.unwrap();
+    open.query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .unwrap();
+    super::insert_events(&db, 1).await;
+    let p = webhooks::publish_once(&ctx).await.unwrap();
+    assert_eq!(
+        p.events, 1,
+        "only this database's writers hold publishing back"
+    );
+    open.rollback().await.unwrap();
+}
