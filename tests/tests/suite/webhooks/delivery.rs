@@ -158,3 +158,45 @@ async fn hanging_redirecting_and_endless_receivers_are_cut_short() {
         }
     }
 }
+
+#[tokio::test]
+async fn delivered_events_past_the_retention_are_pruned_and_dead_ones_kept() {
+    let db = TestDb::new().await;
+    let (ctx, http) = jobs(&db, |s| {
+        s.webhook_max_attempts = 1;
+        s.event_retention = Duration::from_secs(60);
+    });
+    let ok = Receiver::always(200).await;
+    register(&db, &ok.url, &["upload.created"]).await;
+    let failing = Receiver::always(500).await;
+    register(&db, &failing.url, &["upload.completed"]).await;
+    let insert = "INSERT INTO claimcheck.events (type, owner, data) VALUES ($1, 'o', '{}')";
+    let client = db.client().await;
+    for kind in ["upload.created", "upload.completed", "upload.discarded"] {
+        client.execute(insert, &[&kind]).await.unwrap();
+    }
+    webhooks::drain(&ctx, &http).await.unwrap();
+    assert_eq!(
+        webhooks::prune_once(&ctx).await.unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    client
+        .execute(
+            "UPDATE claimcheck.events SET published_at = now() - interval '2 minutes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // Delivered (created) and wanted by nobody (discarded) go; the one with
+    // a dead delivery (completed) stays for its retry.
+    assert_eq!(webhooks::prune_once(&ctx).await.unwrap(), 2);
+    let left: Vec<String> = db.strings("SELECT type FROM claimcheck.events").await;
+    assert_eq!(left, ["upload.completed"]);
+    let deliveries: i64 = client
+        .query_one("SELECT count(*) FROM claimcheck.webhook_deliveries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(deliveries, 1, "the delivered row went with its event");
+}
