@@ -225,19 +225,29 @@ impl WebhookStore {
         Ok(DeliveryLease { token, rows })
     }
 
-    /// Records a delivery that succeeded (`status`). False when the lease
-    /// is no longer ours.
-    pub async fn done(&self, token: Uuid, id: i64, status: i32) -> Result<bool, DbError> {
+    /// Records deliveries that succeeded (`(id, status)`), in one
+    /// statement. Returns how many were still this lease's (a delivery whose
+    /// lease ran out belongs to another worker now, which sends it again).
+    #[tracing::instrument(name = "db.deliveries_done", skip_all)]
+    pub async fn done_many(&self, token: Uuid, delivered: &[(i64, i32)]) -> Result<u64, DbError> {
+        if delivered.is_empty() {
+            return Ok(0);
+        }
+        let (ids, statuses): (Vec<i64>, Vec<i32>) = delivered.iter().copied().unzip();
         let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE claimcheck.webhook_deliveries
-                    SET done_at = now(), leased_until = NULL, lease_token = NULL, last_status = $3
-                  WHERE id = $1 AND lease_token = $2 AND done_at IS NULL AND dead_at IS NULL",
-                &[&id, &token, &status],
+        let statement = client
+            .prepare_cached(
+                "UPDATE claimcheck.webhook_deliveries d
+                    SET done_at = now(), leased_until = NULL, lease_token = NULL,
+                        last_status = x.status
+                   FROM unnest($1::bigint[], $2::int[]) AS x(id, status)
+                  WHERE d.id = x.id AND d.lease_token = $3
+                    AND d.done_at IS NULL AND d.dead_at IS NULL",
             )
             .await?;
-        Ok(n == 1)
+        Ok(client
+            .execute(&statement, &[&ids, &statuses, &token])
+            .await?)
     }
 
     /// Records a failed attempt: the delivery is due again after `retry_in`,
