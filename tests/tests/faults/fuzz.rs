@@ -44,6 +44,14 @@ async fn schemathesis_finds_no_server_error() {
     )
     .await;
     let report = tempfile::tempdir().unwrap();
+    // tus bodies are `application/offset+octet-stream`: bytes, as
+    // `application/octet-stream`, which schemathesis knows how to send.
+    std::fs::write(
+        report.path().join("claimcheck_hooks.py"),
+        "import schemathesis\n\
+         schemathesis.serializer.alias(\"application/offset+octet-stream\", \"application/octet-stream\")\n",
+    )
+    .unwrap();
     let started = std::time::Instant::now();
     let run = tokio::process::Command::new("timeout")
         .args(["-k", "10", "240", &st, "run"])
@@ -60,6 +68,8 @@ async fn schemathesis_finds_no_server_error() {
         .arg("--report-dir")
         .arg(report.path())
         .env("NO_COLOR", "1")
+        .env("SCHEMATHESIS_HOOKS", "claimcheck_hooks")
+        .env("PYTHONPATH", report.path())
         // Its cache (.schemathesis/) goes there too, not into the work tree.
         .current_dir(report.path())
         .kill_on_drop(true)
