@@ -17,6 +17,7 @@ const { emit, harnessFile, launch, receive, run, staticServer, watchPage } = req
 // The other app's page: no CSP of ours, just tus-js-client's browser build
 // (its UMD file, as a plain <script> tag would load it from a CDN).
 const PAGE = '<!doctype html><html><head><meta charset="utf-8"><title>another app</title>'
+  + '<link rel="icon" href="data:,">'
   + '<script src="/tus.min.js"></script></head><body>another origin</body></html>';
 
 function routes(files) {

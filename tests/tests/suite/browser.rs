@@ -150,14 +150,22 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> String {
     path.display().to_string()
 }
 
-/// Asserts the page raised no exception, logged no error and broke no rule
-/// of its Content-Security-Policy.
-pub fn assert_no_page_problems(problems: &Value) {
-    for kind in ["exceptions", "console", "csp"] {
+/// Asserts the page raised no exception, broke no rule of its
+/// Content-Security-Policy, and logged no error but those that contain one
+/// of `expected` (a refused upload is logged by the browser and by Uppy).
+pub fn assert_no_page_problems(problems: &Value, expected: &[&str]) {
+    for kind in ["exceptions", "csp"] {
         assert_eq!(
             problems[kind].as_array().map(Vec::len),
             Some(0),
             "the page's {kind}: {problems}"
+        );
+    }
+    for line in problems["console"].as_array().unwrap() {
+        let line = line.as_str().unwrap();
+        assert!(
+            expected.iter().any(|e| line.contains(e)),
+            "the page logged an error: {line}"
         );
     }
 }

@@ -30,7 +30,7 @@ async fn a_reload_mid_upload_resumes_where_the_server_left_off() {
     )
     .result()
     .await;
-    assert_no_page_problems(&result["problems"]);
+    assert_no_page_problems(&result["problems"], &[]);
     assert_eq!(result["errors"], json!([]));
     assert_eq!(
         result["ghost"], true,
