@@ -155,7 +155,13 @@ function start(token) {
       askForToken('The token was refused (401): paste another.');
     }
     const problem = problemOf(error?.originalResponse?.getBody?.());
-    say(describeRefusal(file.name, status, problem, error), 'error');
+    const message = describeRefusal(file.name, status, problem, error);
+    say(message, 'error');
+    // The Dashboard's tooltip on the file says the same, not tus's dump of
+    // the request.
+    if (uppy.getFile(file.id)) {
+      uppy.setFileState(file.id, { error: message });
+    }
     refreshUploads(token);
   });
   uppy.on('upload-success', (file) => {

@@ -33,7 +33,8 @@ const REASONS = {
 export function describeRefusal(name, status, problem, error) {
   if (problem) {
     const reason = REASONS[problem.code] ?? problem.title ?? 'the server refused it';
-    return `“${name}” was refused: ${reason}. ${problem.detail ?? ''} (${status ?? problem.status} ${problem.code})`.trim();
+    const detail = problem.detail ? `${problem.detail}; ` : '';
+    return `“${name}” was refused: ${reason} (${detail}${status ?? problem.status} ${problem.code}).`;
   }
   if (status) {
     return `“${name}” failed: HTTP ${status}.`;

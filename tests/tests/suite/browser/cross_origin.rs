@@ -141,11 +141,12 @@ async fn another_origin_uploads_through_tus_rest_and_presigned_parts() {
         .send(&json!({"api": app.base, "token": app.alice_token, "files": files}))
         .await;
     let result = script.result().await;
-    assert_no_page_problems(&result["problems"], &[]);
     let page = &result["allowed"];
 
     // tus-js-client resolved the path-only Location against the API.
-    let url = page["tus_client"]["url"].as_str().unwrap_or_else(|| panic!("{page}"));
+    let url = page["tus_client"]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("tus-js-client failed: {}", page["tus_client"]));
     assert!(url.starts_with(&format!("{}/v1/tus/", app.base)), "{url}");
 
     // Plain fetch read every tus header it needs.
@@ -209,5 +210,6 @@ async fn another_origin_uploads_through_tus_rest_and_presigned_parts() {
             .await,
         4
     );
+    assert_no_page_problems(&result["problems"], &[]);
     drop_bucket(&s3, &bucket).await;
 }
