@@ -19,7 +19,7 @@ use claimcheck::{
 use deadpool_postgres::Pool;
 
 use crate::{
-    error::ApiError, observe, routes, routes::adoption::downloads::Downloads, page::WebPage,
+    error::ApiError, observe, page::WebPage, routes, routes::adoption::downloads::Downloads,
 };
 
 /// What handlers share.

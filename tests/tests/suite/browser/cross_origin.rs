@@ -44,7 +44,10 @@ fn s3_client(target: &S3Target) -> Client {
 /// their `ETag` (what a deployment configures on its bucket for presigned
 /// browser uploads). Its own, so no other test's bucket changes.
 async fn bucket_for(client: &Client, origin: &str) -> String {
-    let bucket = format!("cc-browser-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let bucket = format!(
+        "cc-browser-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     client.create_bucket().bucket(&bucket).send().await.unwrap();
     let rule = CorsRule::builder()
         .allowed_origins(origin)
@@ -57,7 +60,12 @@ async fn bucket_for(client: &Client, origin: &str) -> String {
     client
         .put_bucket_cors()
         .bucket(&bucket)
-        .cors_configuration(CorsConfiguration::builder().cors_rules(rule).build().unwrap())
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(rule)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -65,7 +73,13 @@ async fn bucket_for(client: &Client, origin: &str) -> String {
 }
 
 async fn object(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = client.get_object().bucket(bucket).key(key).send().await.unwrap();
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     out.body.collect().await.unwrap().into_bytes().to_vec()
 }
 
@@ -122,14 +136,23 @@ async fn another_origin_uploads_through_tus_rest_and_presigned_parts() {
 
     // The preflights the browser is about to make, seen from outside.
     let ok = preflight(&app, &allowed, "PATCH", "/v1/tus/x").await;
-    assert_eq!(ok.headers()["access-control-allow-origin"], allowed.as_str());
-    let methods = ok.headers()["access-control-allow-methods"].to_str().unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        allowed.as_str()
+    );
+    let methods = ok.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
     assert!(methods.contains("PATCH"), "{methods}");
     let no = preflight(&app, &refused, "PATCH", "/v1/tus/x").await;
     assert!(!no.headers().contains_key("access-control-allow-origin"));
 
     let dir = tempfile::tempdir().unwrap();
-    let sizes = [("tus", 7 * MIB + 3), ("fetch", 6 * MIB + 1), ("rest", 11 * MIB + 5)];
+    let sizes = [
+        ("tus", 7 * MIB + 3),
+        ("fetch", 6 * MIB + 1),
+        ("rest", 11 * MIB + 5),
+    ];
     let mut files = serde_json::Map::new();
     let mut bytes = std::collections::HashMap::new();
     for (i, (name, size)) in sizes.into_iter().enumerate() {
@@ -154,12 +177,21 @@ async fn another_origin_uploads_through_tus_rest_and_presigned_parts() {
     let fetch_size = 6 * MIB + 1;
     let half = (fetch_size / 2).to_string();
     assert_eq!(f["created"]["status"], 201, "{f}");
-    let location = f["created"]["location"].as_str().expect("Location readable");
+    let location = f["created"]["location"]
+        .as_str()
+        .expect("Location readable");
     assert!(location.starts_with("/v1/tus/"), "{location}");
-    assert!(f["created"]["expires"].is_string(), "Upload-Expires readable");
+    assert!(
+        f["created"]["expires"].is_string(),
+        "Upload-Expires readable"
+    );
     assert_eq!(f["created"]["tus_resumable"], "1.0.0");
     assert_eq!(f["first"]["status"], 204);
-    assert_eq!(f["first"]["offset"], half.as_str(), "Upload-Offset readable");
+    assert_eq!(
+        f["first"]["offset"],
+        half.as_str(),
+        "Upload-Offset readable"
+    );
     assert_eq!(f["head"]["offset"], half.as_str());
     assert_eq!(f["head"]["length"], fetch_size.to_string().as_str());
     assert_eq!(f["last"]["offset"], fetch_size.to_string().as_str());

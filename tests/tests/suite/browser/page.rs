@@ -70,7 +70,12 @@ async fn the_page_uploads_three_files_with_uppy_and_lists_them() {
     // The two refusals, logged by Chromium and by Uppy; nothing else.
     assert_no_page_problems(
         &result["problems"],
-        &["status of 413", "status of 415", "response code: 413", "response code: 415"],
+        &[
+            "status of 413",
+            "status of 415",
+            "response code: 413",
+            "response code: 415",
+        ],
     );
 
     // The list shows the three, uploaded, with the server's SHA-256; the
@@ -100,7 +105,12 @@ async fn the_page_uploads_three_files_with_uppy_and_lists_them() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["url"].as_str().unwrap().ends_with(big["id"].as_str().unwrap()))
+        .filter(|p| {
+            p["url"]
+                .as_str()
+                .unwrap()
+                .ends_with(big["id"].as_str().unwrap())
+        })
         .map(|p| {
             assert_eq!(p["status"], 204, "{p}");
             p["next"].as_u64().unwrap() - p["offset"].as_u64().unwrap()
@@ -145,7 +155,10 @@ async fn serve_has_no_page_unless_set_and_a_missing_build_says_how_to_make_it() 
         .unwrap()
         .starts_with("default-src 'self'"));
     let text = res.text().await.unwrap();
-    assert!(text.contains("has not been built") && text.contains("npm ci"), "{text}");
+    assert!(
+        text.contains("has not been built") && text.contains("npm ci"),
+        "{text}"
+    );
     // The API is unaffected.
     let res = app.req(Method::GET, "/v1/uploads").send().await.unwrap();
     assert_eq!(res.status(), 200);
