@@ -15,12 +15,15 @@ const { args, emit, launch, run, watchPage } = require('./lib.cjs');
 
 const MiB = 1024 * 1024;
 
-/** Logs the tus requests the page makes: method, URL, offset sent. */
-function tusLog(page) {
-  const log = [];
+/**
+ * Logs the tus requests the page makes (method, URL, offset sent) into
+ * `log[phase()]`: before the reload and after it.
+ */
+function tusLog(page, phase) {
+  const log = { before: [], after: [] };
   page.on('request', (req) => {
     if (!req.url().includes('/v1/tus')) return;
-    log.push({
+    log[phase()].push({
       method: req.method(),
       url: req.url(),
       offset: req.headers()['upload-offset'] ?? null,
@@ -36,7 +39,8 @@ run(async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     const problems = await watchPage(page);
-    let log = tusLog(page);
+    let reloaded = false;
+    const log = tusLog(page, () => (reloaded ? 'after' : 'before'));
 
     // Hold the PATCH that starts at 10 MiB: the upload is then mid-way with
     // two chunks acknowledged, and the reload aborts the held one.
@@ -63,12 +67,9 @@ run(async () => {
     const input = page.locator('.uppy-Dashboard-input').first();
     await input.setInputFiles(file);
     await heldPatch;
-    const before = log;
 
     await page.unroute('**/v1/tus/*');
-    log = [];
-    page.removeAllListeners('request');
-    log = tusLog(page);
+    reloaded = true;
     // The token survives in sessionStorage; the fragment is gone already.
     await page.reload();
     // Golden Retriever's restored file list: a ghost for a file this large.
@@ -91,7 +92,7 @@ run(async () => {
     );
     const errors = await page.evaluate(() =>
       window.claimcheckUppy.getFiles().filter((f) => f.error).map((f) => String(f.error)));
-    emit('result', { before, after: log, ghost, upload_url: uploadUrl, errors, problems });
+    emit('result', { ...log, ghost, upload_url: uploadUrl, errors, problems });
   } finally {
     await browser.close();
   }

@@ -66,12 +66,13 @@ function askForToken(reason) {
   if (reason) {
     form.querySelector('.hint').textContent = reason;
   }
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, $('#token-input').value.trim());
-    location.reload();
-  });
 }
+
+$('#token-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('#token-input').value.trim());
+  location.reload();
+});
 
 async function refreshUploads(token) {
   const errorLine = $('#uploads-error');

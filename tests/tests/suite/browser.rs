@@ -19,7 +19,6 @@ use std::{
     time::Duration,
 };
 
-use claimcheck_tests::required_env;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
@@ -28,6 +27,18 @@ use tokio::{
 
 /// How long one script may take, start to result (Chromium included).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// A variable `scripts/test` exports for these tests, or a panic saying
+/// how to get it: never a skip.
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with scripts/test, which installs Chromium \
+             and the browser scripts' packages (scripts/lib/browser.sh) and builds the \
+             upload page (scripts/lib/web.sh)"
+        )
+    })
+}
 
 /// The built upload page (`web/dist`), for `CLAIMCHECK_WEB_DIR`.
 pub fn web_dir() -> String {
