@@ -15,7 +15,7 @@ use crate::{
     routes::{
         admin,
         adoption::{self, downloads},
-        health, multipart, tokens, uploads,
+        health, multipart, tokens, uploads, webhooks,
     },
     tus,
     wire::{
@@ -62,6 +62,11 @@ impl Modify for BearerAuth {
         admin::queue,
         admin::retry_dead,
         admin::metrics,
+        webhooks::create,
+        webhooks::list,
+        webhooks::show,
+        webhooks::remove,
+        webhooks::retry,
         tus::options,
         tus::create::create,
         tus::upload::head,
@@ -73,7 +78,7 @@ impl Modify for BearerAuth {
         PresignedPart, TokenInfo, MintedToken, TokenPage, Scope, tokens::MintRequest,
         ObjectBody, adoption::ConsumeRequest, adoption::ConsumedObjects, adoption::DeleteItem,
         adoption::DeleteRequest, adoption::DeletesAccepted, downloads::DownloadUrlRequest,
-        downloads::DownloadUrl
+        downloads::DownloadUrl, webhooks::WebhookRequest, webhooks::WebhookBody
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -11,6 +11,7 @@ mod fill;
 mod init_rate;
 mod tail;
 mod throughput;
+mod tus_head;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +44,9 @@ enum Command {
     /// Where an append keeps bytes short of a part: PostgreSQL rows against
     /// store objects, N appends then the cut. Prints a Markdown table.
     Tail(TailArgs),
+    /// `HEAD` of one tus upload (made first: created, then part of it sent
+    /// in one `PATCH`) at a fixed concurrency: rate and latency.
+    TusHead(TusHeadArgs),
     /// Creates multipart sessions straight through the S3 API; writes
     /// `key<TAB>upload_id` lines.
     S3Sessions(S3FillArgs),
@@ -123,6 +127,29 @@ struct InitRateArgs {
 }
 
 #[derive(Args)]
+struct TusHeadArgs {
+    /// The tus creation URL (claimcheck: `<api>/v1/tus`).
+    #[arg(long)]
+    endpoint: String,
+    /// Send `Authorization: Bearer $BENCH_TOKEN`.
+    #[arg(long)]
+    auth: bool,
+    /// `Upload-Length` of the upload.
+    #[arg(long, default_value_t = 64 << 20)]
+    length: u64,
+    /// Bytes sent in its one `PATCH` before the `HEAD`s.
+    #[arg(long, default_value_t = 20 << 20)]
+    sent: u64,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    secs: u64,
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+}
+
+#[derive(Args)]
 struct S3FillArgs {
     #[command(flatten)]
     s3: S3,
@@ -175,5 +202,6 @@ async fn main() -> Result<()> {
         Command::S3Objects(a) => s3_fill(a, false).await,
         Command::FsFiles(a) => fs_files(a),
         Command::Tail(a) => tail::tail(a).await,
+        Command::TusHead(a) => tus_head::tus_head(a).await,
     }
 }

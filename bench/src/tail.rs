@@ -56,9 +56,9 @@ async fn new_claim(pg: &tokio_postgres::Client) -> Result<uuid::Uuid> {
     pg.execute(
         "INSERT INTO claimcheck.upload_claims
                 (id, object_key, owner, filename, content_type, size, expires_at)
-         VALUES ($1, 'bench/tail/' || $1::text, 'bench', 'a.bin', 'application/octet-stream',
+         VALUES ($1, $2, 'bench', 'a.bin', 'application/octet-stream',
                  1, now() + interval '1 hour')",
-        &[&id],
+        &[&id, &format!("bench/tail/{id}")],
     )
     .await?;
     Ok(id)

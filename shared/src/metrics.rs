@@ -11,6 +11,10 @@
 //! never per scrape: scrapes from several Prometheus replicas then cost the
 //! database nothing.
 
+mod webhooks;
+
+pub use webhooks::WebhookMetrics;
+
 use deadpool_postgres::Pool;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -18,7 +22,7 @@ use prometheus::{
 };
 
 use crate::{
-    db::{deletes::QueueStats, ClaimStore, DbError, DeleteQueue},
+    db::{deletes::QueueStats, ClaimStore, DbError, DeleteQueue, WebhookStore},
     domain::DeleteReason,
 };
 
@@ -57,6 +61,8 @@ const STORE_BUCKETS: [f64; 14] = [
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// `claimcheck_webhook_*`.
+    pub webhooks: WebhookMetrics,
     /// `claimcheck_delete_queue_rows{state}`.
     pub delete_queue_rows: IntGaugeVec,
     /// `claimcheck_delete_queue_oldest_due_seconds`.
@@ -109,6 +115,7 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let m = Metrics {
+            webhooks: WebhookMetrics::new(&registry),
             delete_queue_rows: IntGaugeVec::new(
                 Opts::new(
                     "claimcheck_delete_queue_rows",
@@ -319,6 +326,8 @@ impl Metrics {
         self.set_pool_status(pool);
         let stats = DeleteQueue::new(pool.clone()).stats().await?;
         self.set_queue_stats(&stats);
+        let webhooks = WebhookStore::new(pool.clone()).stats().await?;
+        self.webhooks.set_queue(&webhooks);
         let (pending, uploaded) = ClaimStore::new(pool.clone()).count_by_status().await?;
         self.claims.with_label_values(&["pending"]).set(pending);
         self.claims.with_label_values(&["uploaded"]).set(uploaded);

@@ -6,8 +6,6 @@ use claimcheck::{db::DeleteQueue, metrics::CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::json;
 
-#[allow(unused_imports)]
-use crate::wire::Problem;
 use crate::{
     auth::{self, Caller},
     error::ApiError,
@@ -28,9 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             status = 200,
             description = "Queue rows by state, oldest due age, the first 100 dead rows",
         ),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 503, body = Problem),
+        (status = 401, body = crate::wire::Problem),
+        (status = 403, body = crate::wire::Problem),
+        (status = 503, body = crate::wire::Problem),
     ),
 )]
 #[get("/v1/admin/queue", wrap = "from_fn(auth::admin)")]
@@ -67,10 +65,10 @@ pub struct RetryDead {
     request_body(content = Option<RetryDead>),
     responses(
         (status = 200, description = "How many rows went back: {\"retried\": n}"),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 503, body = Problem),
+        (status = 400, body = crate::wire::Problem),
+        (status = 401, body = crate::wire::Problem),
+        (status = 403, body = crate::wire::Problem),
+        (status = 503, body = crate::wire::Problem),
     ),
 )]
 #[post("/v1/admin/queue/dead/retry", wrap = "from_fn(auth::admin)")]

@@ -7,6 +7,7 @@ pub mod health;
 pub mod multipart;
 pub mod tokens;
 pub mod uploads;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -18,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(uploads::configure)
         .configure(tokens::configure)
         .configure(admin::configure)
+        .configure(webhooks::configure)
         .configure(adoption::configure)
         .configure(crate::tus::configure)
         .service(crate::openapi::openapi_json);

@@ -8,8 +8,7 @@ use claimcheck::{config::parse_duration, input, tokens::Scope};
 use serde::Deserialize;
 use uuid::Uuid;
 
-#[allow(unused_imports)]
-use crate::wire::{Problem, TokenPage};
+use crate::wire::TokenPage;
 use crate::{
     auth::{self, Caller},
     error::ApiError,
@@ -42,10 +41,10 @@ pub struct MintRequest {
     request_body = MintRequest,
     responses(
         (status = 201, body = MintedToken),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 503, body = Problem),
+        (status = 400, body = crate::wire::Problem),
+        (status = 401, body = crate::wire::Problem),
+        (status = 403, body = crate::wire::Problem),
+        (status = 503, body = crate::wire::Problem),
     ),
 )]
 #[post("/v1/tokens", wrap = "from_fn(auth::admin)")]
@@ -91,9 +90,9 @@ pub(crate) async fn mint(
     path = "/v1/tokens",
     responses(
         (status = 200, body = TokenPage),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 503, body = Problem),
+        (status = 401, body = crate::wire::Problem),
+        (status = 403, body = crate::wire::Problem),
+        (status = 503, body = crate::wire::Problem),
     ),
 )]
 #[get("/v1/tokens", wrap = "from_fn(auth::admin)")]
@@ -113,10 +112,10 @@ pub(crate) async fn list(
     params(("id" = String, Path)),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 503, body = Problem),
+        (status = 401, body = crate::wire::Problem),
+        (status = 403, body = crate::wire::Problem),
+        (status = 404, body = crate::wire::Problem),
+        (status = 503, body = crate::wire::Problem),
     ),
 )]
 #[delete("/v1/tokens/{id}", wrap = "from_fn(auth::admin)")]

@@ -1,10 +1,11 @@
-//! Subcommands both binaries share (the contract's "Commands"): `migrate` and
-//! `queue stats|dead [--retry]`. Each binary flattens [`SharedCommand`] into
+//! Subcommands both binaries share (the contract's "Commands"): `migrate`,
+//! `queue stats|dead [--retry]` and `webhooks stats|dead [--retry]`. Each binary flattens [`SharedCommand`] into
 //! its own subcommand enum; `token create|list|revoke` joins it as a variant
 //! of its own (a `cli/token.rs`).
 
 pub mod queue;
 pub mod token;
+pub mod webhooks;
 
 use std::io::Write;
 
@@ -20,6 +21,9 @@ pub enum SharedCommand {
     /// Inspect and repair the delete queue.
     #[command(subcommand)]
     Queue(queue::QueueCommand),
+    /// Inspect and repair webhook deliveries.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Mint, list and revoke API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -75,6 +79,10 @@ impl SharedCommand {
                 Ok(())
             }
             SharedCommand::Queue(command) => {
+                let pool = db::connect(url, pool_size.min(2))?;
+                command.run(&pool, out).await
+            }
+            SharedCommand::Webhooks(command) => {
                 let pool = db::connect(url, pool_size.min(2))?;
                 command.run(&pool, out).await
             }

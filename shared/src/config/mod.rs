@@ -55,6 +55,12 @@ pub struct Config {
     pub delete_max_attempts: u32,
     /// `CLAIMCHECK_DELETE_LEASE`.
     pub delete_lease: Duration,
+    /// `CLAIMCHECK_WEBHOOK_MAX_ATTEMPTS`.
+    pub webhook_max_attempts: u32,
+    /// `CLAIMCHECK_WEBHOOK_TIMEOUT`: one webhook request.
+    pub webhook_timeout: Duration,
+    /// `CLAIMCHECK_EVENT_RETENTION`: how long delivered events are kept.
+    pub event_retention: Duration,
     /// `CLAIMCHECK_DELETE_BATCH`.
     pub delete_batch: u32,
     /// `CLAIMCHECK_DELETE_CONCURRENCY`.
@@ -187,6 +193,9 @@ impl Config {
             part_size,
             delete_max_attempts: env.parse("CLAIMCHECK_DELETE_MAX_ATTEMPTS", "12")?,
             delete_lease: env.duration("CLAIMCHECK_DELETE_LEASE", "5m")?,
+            webhook_max_attempts: env.parse("CLAIMCHECK_WEBHOOK_MAX_ATTEMPTS", "12")?,
+            webhook_timeout: env.duration("CLAIMCHECK_WEBHOOK_TIMEOUT", "10s")?,
+            event_retention: env.duration("CLAIMCHECK_EVENT_RETENTION", "7d")?,
             delete_batch: env.parse("CLAIMCHECK_DELETE_BATCH", "100")?,
             delete_concurrency: env.parse("CLAIMCHECK_DELETE_CONCURRENCY", "8")?,
             sweep_interval: env.duration("CLAIMCHECK_SWEEP_INTERVAL", "60s")?,
@@ -229,6 +238,7 @@ impl Config {
     fn check(self) -> Result<Self, ConfigError> {
         let positive = [
             ("CLAIMCHECK_DELETE_MAX_ATTEMPTS", self.delete_max_attempts),
+            ("CLAIMCHECK_WEBHOOK_MAX_ATTEMPTS", self.webhook_max_attempts),
             ("CLAIMCHECK_DELETE_BATCH", self.delete_batch),
             ("CLAIMCHECK_DELETE_CONCURRENCY", self.delete_concurrency),
         ];

@@ -15,7 +15,10 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{secs, DbError};
+use super::{
+    events::{key_events, EventType},
+    secs, DbError,
+};
 use crate::domain::{DeleteReason, PendingDelete};
 
 const COLUMNS: &str = "id, object_key, upload_id, reason, attempts, last_error, created_at";
@@ -23,7 +26,9 @@ const COLUMNS: &str = "id, object_key, upload_id, reason, attempts, last_error, 
 /// The lease (see [`DeleteQueue::lease`]). Its columns are named one by one
 /// (`COLUMNS` with `p.`), so a column added to the table later does not
 /// change the result type of a statement cached before.
-const LEASE: &str = "WITH due AS (
+static LEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let announced = key_events("parked", EventType::ObjectDeleteDead);
+    format!("WITH due AS (
         SELECT id, attempts FROM claimcheck.pending_deletes
          WHERE dead_at IS NULL AND next_attempt_at <= now()
          ORDER BY next_attempt_at
@@ -35,14 +40,28 @@ const LEASE: &str = "WITH due AS (
                last_error = concat_ws(E'\\n', p.last_error,
                    'leased ' || p.attempts || ' times without an outcome (worker crashed or timed out)')
           FROM due WHERE p.id = due.id AND due.attempts >= $4
-     )
+        RETURNING p.object_key, p.reason, p.last_error
+     ), announced AS ({announced})
      UPDATE claimcheck.pending_deletes p
         SET attempts = p.attempts + 1,
             leased_until = now() + make_interval(secs => $2),
             next_attempt_at = now() + make_interval(secs => $2),
             lease_token = $3
        FROM due WHERE p.id = due.id AND due.attempts < $4
-  RETURNING p.id, p.object_key, p.upload_id, p.reason, p.attempts, p.last_error, p.created_at";
+  RETURNING p.id, p.object_key, p.upload_id, p.reason, p.attempts, p.last_error, p.created_at")
+});
+
+/// Removes the rows of a lease whose deletes succeeded, announcing each.
+static DONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let announced = key_events("gone", EventType::ObjectDeleted);
+    format!(
+        "WITH gone AS (
+             DELETE FROM claimcheck.pending_deletes WHERE id = ANY($1) AND lease_token = $2
+             RETURNING id, object_key, reason, NULL::text AS last_error
+         ), announced AS ({announced})
+         SELECT id FROM gone"
+    )
+});
 
 /// A delete to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +224,7 @@ impl DeleteQueue {
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
         // Cached per connection: the worker runs this once per batch, and
         // preparing it anew each time costs a round trip and a plan.
-        let statement = client.prepare_cached(LEASE).await?;
+        let statement = client.prepare_cached(&LEASE).await?;
         let rows = client
             .query(
                 &statement,
@@ -229,12 +248,7 @@ impl DeleteQueue {
             return Ok(Vec::new());
         }
         let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(
-                "DELETE FROM claimcheck.pending_deletes WHERE id = ANY($1) AND lease_token = $2
-                 RETURNING id",
-            )
-            .await?;
+        let statement = client.prepare_cached(&DONE).await?;
         let rows = client.query(&statement, &[&ids, &token]).await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
@@ -267,14 +281,20 @@ impl DeleteQueue {
     #[tracing::instrument(name = "db.park_dead", skip_all)]
     pub async fn park_dead(&self, token: Uuid, id: i64, error: &str) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE claimcheck.pending_deletes
+        let announced = key_events("parked", EventType::ObjectDeleteDead);
+        let sql = format!(
+            "WITH parked AS (
+                 UPDATE claimcheck.pending_deletes
                     SET dead_at = now(), leased_until = NULL, lease_token = NULL, last_error = $3
-                  WHERE id = $1 AND lease_token = $2 AND dead_at IS NULL",
-                &[&id, &token, &error],
-            )
-            .await?;
+                  WHERE id = $1 AND lease_token = $2 AND dead_at IS NULL
+              RETURNING object_key, reason, last_error
+             ), announced AS ({announced})
+             SELECT count(*) FROM parked"
+        );
+        let n: i64 = client
+            .query_one(&sql, &[&id, &token, &error])
+            .await?
+            .try_get(0)?;
         Ok(n == 1)
     }
 

@@ -5,7 +5,8 @@
 //! (`objects`, and the SQL functions `consume_claims` and
 //! `schedule_delete`), [`deletes`] (`pending_deletes`), [`tokens`]
 //! (`api_tokens`), [`tails`] (`upload_tails`, and the commit of an
-//! append), [`settings`]; [`listen`] is the LISTEN connection. Code
+//! append), [`events`] (`events`, the outbox), [`webhooks`]
+//! (`webhook_endpoints`, `webhook_deliveries`), [`settings`]; [`listen`] is the LISTEN connection. Code
 //! outside calls their functions and never holds a statement or drives a
 //! transaction itself (except [`crate::files::Files`], which works inside
 //! its caller's transaction, through [`ObjectRegistry`]).
@@ -21,6 +22,11 @@
 //! ([`ObjectRegistry::unaccounted`]). Columns are always named, never `*`:
 //! a column added later must not change what a cached statement returns.
 //!
+//! Every lifecycle change writes its event into `claimcheck.events` in the
+//! same statement or transaction (the outbox): the statements take the
+//! insert from [`events`] ([`events::claim_events`], [`events::key_events`]),
+//! so the event types and payloads are written in one place.
+//!
 //! Every statement whose outcome can race another pod's is conditional
 //! (`WHERE status = 'pending' AND ...`) and its row count is read: the stores
 //! return what happened (an outcome enum), not just "ok". No transaction is
@@ -28,6 +34,7 @@
 
 pub mod claims;
 pub mod deletes;
+pub mod events;
 pub mod listen;
 pub mod objects;
 pub mod parts;
@@ -35,6 +42,7 @@ pub mod settings;
 pub mod tails;
 pub mod tls;
 pub mod tokens;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -43,10 +51,12 @@ use tokio_postgres::error::SqlState;
 
 pub use claims::ClaimStore;
 pub use deletes::DeleteQueue;
+pub use events::{Event, EventStore, EventType};
 pub use objects::{ConsumeError, ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
 pub use tails::{AppendCommit, Committed, Tail, TailStore};
 pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};
+pub use webhooks::{Delivery, DeliveryLease, DeliveryStats, Endpoint, WebhookStore};
 
 /// A database call that failed.
 #[derive(Debug, thiserror::Error)]

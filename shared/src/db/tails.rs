@@ -120,6 +120,23 @@ impl TailStore {
         Ok(tail)
     }
 
+    /// Where claim `id`'s tail starts and how many bytes it holds, without
+    /// reading them (`octet_length` of an uncompressed out-of-line value is
+    /// in its pointer). `(0, 0)` for none.
+    #[tracing::instrument(name = "db.tail_extent", skip_all)]
+    pub async fn extent(&self, claim_id: Uuid) -> Result<(u64, u64), DbError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT coalesce(min(start_offset), 0), coalesce(sum(octet_length(bytes)), 0)::bigint
+                   FROM claimcheck.upload_tails WHERE claim_id = $1",
+            )
+            .await?;
+        let row = client.query_one(&statement, &[&claim_id]).await?;
+        let (start, len): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        Ok((start as u64, len as u64))
+    }
+
     /// Makes an append durable: its parts recorded, the tail they consumed
     /// dropped, its new tail stored, the claim's expiry slid, all or
     /// nothing.

@@ -18,6 +18,7 @@ pub mod delete_worker;
 pub mod liveness;
 pub mod reaper;
 pub mod sweeper;
+pub mod webhooks;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -55,6 +56,12 @@ pub struct JobSettings {
     pub delete_lease: Duration,
     /// Attempts before a row is parked dead (`CLAIMCHECK_DELETE_MAX_ATTEMPTS`).
     pub max_attempts: u32,
+    /// Webhook delivery attempts before a delivery is parked dead.
+    pub webhook_max_attempts: u32,
+    /// One webhook request's timeout.
+    pub webhook_timeout: Duration,
+    /// How long delivered events are kept.
+    pub event_retention: Duration,
     /// Store calls in flight per process (`CLAIMCHECK_DELETE_CONCURRENCY`).
     pub concurrency: usize,
     /// First retry delay (`CLAIMCHECK_DELETE_BACKOFF_BASE`).
@@ -104,6 +111,9 @@ impl JobSettings {
             delete_batch: config.delete_batch,
             delete_lease: config.delete_lease,
             max_attempts: config.delete_max_attempts,
+            webhook_max_attempts: config.webhook_max_attempts,
+            webhook_timeout: config.webhook_timeout,
+            event_retention: config.event_retention,
             concurrency: usize::try_from(config.delete_concurrency).unwrap_or(1),
             backoff_base: config.delete_backoff_base,
             backoff_max: config.delete_backoff_max,
@@ -191,16 +201,17 @@ impl JobContext {
     }
 }
 
-/// Runs every job loop (delete worker, sweeper, reaper, gauges) until
+/// Runs every job loop (delete worker, webhooks, sweeper, reaper, gauges) until
 /// `cancel` fires, then lets each finish or hand back its work within
 /// [`JobSettings::shutdown_timeout`].
 pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
     let tasks = [
         tokio::spawn(delete_worker::run(
             ctx.clone(),
-            database_url,
+            database_url.clone(),
             cancel.clone(),
         )),
+        tokio::spawn(webhooks::run(ctx.clone(), database_url, cancel.clone())),
         tokio::spawn(sweeper::run(ctx.clone(), cancel.clone())),
         tokio::spawn(reaper::run(ctx.clone(), cancel.clone())),
         tokio::spawn(refresh_gauges(ctx, cancel)),

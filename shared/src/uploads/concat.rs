@@ -14,10 +14,10 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use uuid::Uuid;
 
-use super::{choose_part_size, single::check_filename, Started, UploadError, Uploads};
+use super::{InitMultipart, Started, UploadError, Uploads};
 use crate::{
     db::claims::request_fingerprint,
-    domain::{composite_sha256, part_layout, Claim, ClaimStatus, Concat, Part, Resumable},
+    domain::{composite_sha256, Claim, ClaimStatus, Concat, Part, Resumable},
     store::{
         split::PartSplitter, ByteStream, CompletedPart, ObjectStore, MAX_PART_SIZE, MIN_PART_SIZE,
     },
@@ -50,14 +50,14 @@ impl Uploads {
         idempotency_key: Option<&str>,
     ) -> Result<Started, UploadError> {
         let partials = self.finished_partials(owner, &req.partials).await?;
-        let size: u64 = partials.iter().map(|c| c.size as u64).sum();
-        self.limits.check_size(size)?;
-        let content_type = self.limits.content_types.check(&req.content_type)?;
-        check_filename(&req.filename)?;
-        let part_size = choose_part_size(size, None, self.limits.part_size)?;
-        let (part_count, _) = part_layout(size, part_size);
-        let parts = Some((part_size as i64, part_count as i32));
-        let mut new = self.new_claim(owner, &req.filename, &content_type, size, req.public, parts);
+        let declared = InitMultipart {
+            size: partials.iter().map(|c| c.size as u64).sum(),
+            filename: req.filename,
+            content_type: req.content_type,
+            part_size: None,
+            public: req.public,
+        };
+        let (mut new, content_type) = self.chunked_claim(owner, &declared)?;
         new.resumable = Some(Resumable {
             length_deferred: false,
             metadata: req.metadata,

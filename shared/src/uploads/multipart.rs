@@ -63,6 +63,20 @@ impl Uploads {
         req: InitMultipart,
         idempotency_key: Option<&str>,
     ) -> Result<Started, UploadError> {
+        let (new, content_type) = self.chunked_claim(owner, &req)?;
+        self.start_chunked(new, &content_type, idempotency_key)
+            .await
+    }
+
+    /// The claim of a chunked upload of `req`, its size, content type,
+    /// filename and part size checked (the part size chosen when absent),
+    /// and the content type as it will be stored. Every chunked start
+    /// (REST, resumable, a concatenation) declares this much.
+    pub(super) fn chunked_claim(
+        &self,
+        owner: &str,
+        req: &InitMultipart,
+    ) -> Result<(NewClaim, String), UploadError> {
         self.limits.check_size(req.size)?;
         let content_type = self.limits.content_types.check(&req.content_type)?;
         check_filename(&req.filename)?;
@@ -77,8 +91,7 @@ impl Uploads {
             req.public,
             parts,
         );
-        self.start_chunked(new, &content_type, idempotency_key)
-            .await
+        Ok((new, content_type))
     }
 
     /// Creates a chunked upload's claim (or finds the one an earlier request

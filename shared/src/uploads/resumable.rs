@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::{choose_part_size, single::check_filename, Started, UploadError, Uploads};
+use super::{InitMultipart, Started, UploadError, Uploads};
 use crate::{
     db::claims::request_fingerprint,
     domain::{part_layout, Claim, ClaimStatus, Concat, Resumable},
@@ -47,19 +47,14 @@ impl Uploads {
     ) -> Result<Started, UploadError> {
         // A deferred size is bounded by the limit: the claim holds that
         // bound until the client declares the size.
-        let size = match req.size {
-            Some(size) => {
-                self.limits.check_size(size)?;
-                size
-            }
-            None => self.limits.max_upload_size,
+        let declared = InitMultipart {
+            size: req.size.unwrap_or(self.limits.max_upload_size),
+            filename: req.filename,
+            content_type: req.content_type,
+            part_size: None,
+            public: req.public,
         };
-        let content_type = self.limits.content_types.check(&req.content_type)?;
-        check_filename(&req.filename)?;
-        let part_size = choose_part_size(size, None, self.limits.part_size)?;
-        let (part_count, _) = part_layout(size, part_size);
-        let parts = Some((part_size as i64, part_count as i32));
-        let mut new = self.new_claim(owner, &req.filename, &content_type, size, req.public, parts);
+        let (mut new, content_type) = self.chunked_claim(owner, &declared)?;
         new.resumable = Some(Resumable {
             length_deferred: req.size.is_none(),
             metadata: req.metadata,

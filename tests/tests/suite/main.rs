@@ -21,4 +21,5 @@ mod support;
 mod sweeper;
 mod tokens;
 mod tus;
+mod webhooks;
 mod worker;

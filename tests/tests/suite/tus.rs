@@ -1,6 +1,7 @@
 //! `/v1/tus` against the real binary: the tus 1.0 protocol over PostgreSQL
 //! and Garage (and the filesystem store), across API processes.
 
+mod clients;
 mod errors;
 mod pods;
 mod protocol;

@@ -41,8 +41,6 @@ use serde_json::json;
 use url::Url;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use crate::wire::Problem;
 use crate::{
     auth::{self, Caller},
     error::ApiError,
@@ -97,13 +95,13 @@ pub struct DownloadUrl {
     request_body = DownloadUrlRequest,
     responses(
         (status = 200, body = DownloadUrl),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
+        (status = 400, body = crate::wire::Problem),
+        (status = 401, body = crate::wire::Problem),
+        (status = 403, body = crate::wire::Problem),
+        (status = 404, body = crate::wire::Problem),
         (
             status = 503,
-            body = Problem,
+            body = crate::wire::Problem,
             description = "Store unreachable, or filesystem store without CLAIMCHECK_URL_SIGNING_KEY",
         ),
     ),
@@ -190,8 +188,8 @@ fn absolute(req: &HttpRequest, url: String) -> Result<String, ApiError> {
     responses(
         (status = 200, description = "The file", content_type = "application/octet-stream"),
         (status = 206, description = "The requested range"),
-        (status = 403, body = Problem, description = "Signature invalid or expired"),
-        (status = 404, body = Problem),
+        (status = 403, body = crate::wire::Problem, description = "Signature invalid or expired"),
+        (status = 404, body = crate::wire::Problem),
         (status = 416, description = "Range not satisfiable"),
     ),
 )]

@@ -6,7 +6,10 @@ use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, COLUMNS};
-use crate::db::{secs, DbError};
+use crate::db::{
+    events::{claim_events, EventType},
+    secs, DbError,
+};
 use crate::domain::Claim;
 
 /// A claim to create.
@@ -106,14 +109,18 @@ const COUNT_PENDING: &str = "SELECT count(*) FROM (
         WHERE owner = $1 AND status = 'pending' LIMIT $2) AS capped";
 
 fn insert_sql() -> String {
+    let announced = claim_events("created", EventType::UploadCreated);
     format!(
-        "INSERT INTO claimcheck.upload_claims
+        "WITH created AS (
+         INSERT INTO claimcheck.upload_claims
            (id, object_key, owner, filename, content_type, size, public,
             part_size, part_count, expires_at, idempotency_key, idempotency_fingerprint,
             protocol, length_deferred, tus_metadata, concat)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
                  now() + make_interval(secs => $10), $11, $12, $13, $14, $15, $16)
-         RETURNING {COLUMNS}"
+         RETURNING {COLUMNS}
+         ), announced AS ({announced})
+         SELECT {COLUMNS} FROM created"
     )
 }
 

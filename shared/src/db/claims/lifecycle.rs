@@ -6,10 +6,13 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, Transition, COLUMNS};
-use crate::db::tails::DROP_TAIL_OF_MARKED;
 use crate::db::{
     deletes::{DeleteQueue, NewDelete},
     secs, DbError,
+};
+use crate::db::{
+    events::{claim_events, EventType},
+    tails::DROP_TAIL_OF_MARKED,
 };
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
@@ -60,6 +63,7 @@ impl ClaimStore {
         unconsumed_ttl: Option<Duration>,
     ) -> Result<Transition, DbError> {
         let client = self.pool.get().await?;
+        let announced = claim_events("marked", EventType::UploadCompleted);
         let row = client
             .query_opt(
                 &format!(
@@ -71,7 +75,7 @@ impl ClaimStore {
                       RETURNING {COLUMNS}
                      ), tail AS (
                          {DROP_TAIL_OF_MARKED}
-                     )
+                     ), announced AS ({announced})
                      SELECT {COLUMNS} FROM marked"
                 ),
                 &[&id, &sha256, &unconsumed_ttl.map(secs)],
@@ -132,8 +136,13 @@ impl ClaimStore {
     ) -> Result<Option<Claim>, DbError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let announced = claim_events("dropped", EventType::UploadDiscarded);
         let sql = format!(
-            "DELETE FROM claimcheck.upload_claims WHERE id = $1 AND status = $2 RETURNING {COLUMNS}"
+            "WITH dropped AS (
+                 DELETE FROM claimcheck.upload_claims WHERE id = $1 AND status = $2
+                 RETURNING {COLUMNS}
+             ), announced AS ({announced})
+             SELECT {COLUMNS} FROM dropped"
         );
         let Some(row) = tx.query_opt(&sql, &[&id, &status.as_str()]).await? else {
             return Ok(None);

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{claim_from_row, ClaimStore, COLUMNS};
 use crate::db::{
     deletes::{DeleteQueue, NewDelete},
+    events::{claim_events, EventType},
     keys_in_range, secs, DbError, KeyRange, PartStore, TailStore, KEY_RANGE,
 };
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
@@ -46,15 +47,19 @@ impl ClaimStore {
         // sweep and a consume of overlapping claims wait for each other
         // instead of deadlocking. A claim whose writer lock is held (a
         // complete in progress) is not abandoned: it is left for later.
+        let announced = claim_events("swept", EventType::UploadExpired);
         let sql = format!(
-            "DELETE FROM claimcheck.upload_claims
-              WHERE id IN (
-                    SELECT id FROM claimcheck.upload_claims
-                     WHERE id = ANY($1) AND status = $2 AND expires_at <= now()
-                       AND (writer_until IS NULL OR writer_until <= now())
-                     ORDER BY object_key
-                       FOR UPDATE)
-          RETURNING {COLUMNS}"
+            "WITH swept AS (
+                 DELETE FROM claimcheck.upload_claims
+                  WHERE id IN (
+                        SELECT id FROM claimcheck.upload_claims
+                         WHERE id = ANY($1) AND status = $2 AND expires_at <= now()
+                           AND (writer_until IS NULL OR writer_until <= now())
+                         ORDER BY object_key
+                           FOR UPDATE)
+              RETURNING {COLUMNS}
+             ), announced AS ({announced})
+             SELECT {COLUMNS} FROM swept"
         );
         let rows = tx.query(&sql, &[&ids, &status.as_str()]).await?;
         rows.iter().map(claim_from_row).collect()
@@ -100,14 +105,18 @@ impl ClaimStore {
     ) -> Result<Option<Claim>, DbError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let announced = claim_events("recovered", EventType::UploadCompleted);
         let row = tx
             .query_opt(
                 &format!(
-                    "UPDATE claimcheck.upload_claims
-                        SET status = 'uploaded', uploaded_at = now(),
-                            expires_at = now() + make_interval(secs => $2)
-                      WHERE id = $1 AND status = 'pending' AND expires_at <= now()
-                  RETURNING {COLUMNS}"
+                    "WITH recovered AS (
+                         UPDATE claimcheck.upload_claims
+                            SET status = 'uploaded', uploaded_at = now(),
+                                expires_at = now() + make_interval(secs => $2)
+                          WHERE id = $1 AND status = 'pending' AND expires_at <= now()
+                      RETURNING {COLUMNS}
+                     ), announced AS ({announced})
+                     SELECT {COLUMNS} FROM recovered"
                 ),
                 &[&id, &unconsumed_ttl.map(secs)],
             )

@@ -20,8 +20,11 @@
 //! pod left unassembled; its retry of the last chunk finishes the job.
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
+
+mod parts;
+
+use parts::{contiguous_parts, Cutter};
 
 use super::{
     checksum::{ChunkChecksum, Hashed},
@@ -30,12 +33,12 @@ use super::{
     UploadError, Uploads,
 };
 use crate::{
-    db::{claims::WriterLock, AppendCommit, Committed, Tail},
-    domain::{composite_sha256, Claim, Part},
+    db::{claims::WriterLock, AppendCommit},
+    domain::{Claim, Part},
     store::{
         body::{at_most, is_over_limit},
         split::PartSplitter,
-        ByteStream, CompletedPart, StoreError,
+        ByteStream,
     },
 };
 
@@ -133,18 +136,45 @@ impl Uploads {
     }
 
     /// The upload's offset (its contiguous parts' bytes, then its tail's),
-    /// its tail and those parts.
-    async fn append_offset(&self, claim: &Claim) -> Result<(u64, Tail, Vec<Part>), UploadError> {
+    /// its tail's length (not its bytes: most appends need only that) and
+    /// those parts.
+    async fn append_offset(&self, claim: &Claim) -> Result<(u64, u64, Vec<Part>), UploadError> {
         let parts = contiguous_parts(&self.parts.list(claim.id).await?);
         let parts_end: u64 = parts.iter().map(|p| p.size as u64).sum();
-        let tail = self.tails.get(claim.id).await?;
-        if !tail.is_empty() && tail.start != parts_end {
+        let (start, len) = self.tails.extent(claim.id).await?;
+        if len > 0 && start != parts_end {
             return Err(UploadError::Internal(format!(
-                "claim {}'s tail starts at {} but its parts end at {parts_end}",
-                claim.id, tail.start
+                "claim {}'s tail starts at {start} but its parts end at {parts_end}",
+                claim.id
             )));
         }
-        Ok((parts_end + tail.len(), tail, parts))
+        Ok((parts_end + len, len, parts))
+    }
+
+    /// The stored tail's bytes, when this chunk may cut a part (they are
+    /// its front) or end the upload; else none: the chunk only adds to it.
+    async fn carried(
+        &self,
+        claim: &Claim,
+        tail_len: u64,
+        chunk_len: Option<u64>,
+        ends: bool,
+    ) -> Result<Bytes, UploadError> {
+        let part_size = claim.part_size.unwrap_or(i64::MAX) as u64;
+        let needed =
+            tail_len > 0 && chunk_len.is_none_or(|len| tail_len + len >= part_size || ends);
+        if !needed {
+            return Ok(Bytes::new());
+        }
+        let tail = self.tails.get(claim.id).await?;
+        match tail.len() == tail_len {
+            true => Ok(tail.joined()),
+            // Only the writer-lock holder changes the tail.
+            false => Err(UploadError::Internal(format!(
+                "claim {}'s tail changed under its writer",
+                claim.id
+            ))),
+        }
     }
 
     async fn append_locked(
@@ -153,7 +183,7 @@ impl Uploads {
         token: Uuid,
         chunk: Append,
     ) -> Result<Appended, UploadError> {
-        let (offset, tail, parts) = self.append_offset(claim).await?;
+        let (offset, tail_len, parts) = self.append_offset(claim).await?;
         if chunk.offset != offset {
             return Err(UploadError::OffsetMismatch { expected: offset });
         }
@@ -173,7 +203,12 @@ impl Uploads {
         let part_size = claim
             .part_size
             .ok_or_else(|| UploadError::Conflict("not a chunked upload".into()))?;
-        let body = at_most(chunk.body, size - offset);
+        let ends = !open_ended && chunk.len.is_some_and(|len| offset + len == size);
+        let carried = self.carried(claim, tail_len, chunk.len, ends).await?;
+        // Never more than declared: the tail left out of the buffer above
+        // counts on it.
+        let limit = chunk.len.unwrap_or(size - offset);
+        let body = at_most(chunk.body, limit);
         let (body, hashed) = match &chunk.checksum {
             Some(c) => {
                 let (body, hashed) = Hashed::tap(body, c.algorithm);
@@ -190,13 +225,13 @@ impl Uploads {
                 drop_tail: false,
                 tail: (0, Bytes::new()),
             },
-            carried: tail.len(),
-            end: offset - tail.len(),
+            carried: carried.len() as u64,
+            end: offset - carried.len() as u64,
             next: parts.len() as u32 + 1,
             recorded: parts,
             whole_only: chunk.checksum.is_some(),
         };
-        let mut splitter = PartSplitter::new(tail.joined(), body, part_size as usize);
+        let mut splitter = PartSplitter::new(carried, body, part_size as usize);
         let mut last = None;
         loop {
             match splitter.next_part().await {
@@ -205,8 +240,13 @@ impl Uploads {
                 }
                 Ok(Some(part)) => self.cut_part(claim, &mut cut, part).await?,
                 Ok(None) => break,
-                Err(e) if is_over_limit(&e) => {
+                Err(e) if is_over_limit(&e) && limit == size - offset => {
                     return Err(UploadError::PastLength { length: size })
+                }
+                Err(e) if is_over_limit(&e) => {
+                    return Err(UploadError::Invalid(
+                        "the body is longer than its declared length".into(),
+                    ))
                 }
                 Err(e) => {
                     let rest = splitter.remainder();
@@ -237,168 +277,4 @@ impl Uploads {
             expires_at,
         })
     }
-
-    /// Sends a full part to the store and records it (with the chunk's
-    /// other parts when the chunk counts only whole).
-    async fn cut_part(
-        &self,
-        claim: &Claim,
-        cut: &mut Cutter,
-        bytes: Bytes,
-    ) -> Result<(), UploadError> {
-        let part = self.send_part(claim, cut.next, bytes).await?;
-        cut.end += part.size as u64;
-        cut.next += 1;
-        // The earlier tail was the front of the first part cut.
-        cut.commit.drop_tail |= cut.carried > 0;
-        cut.carried = 0;
-        cut.commit.parts.push(part);
-        if !cut.whole_only {
-            self.commit(cut).await?;
-        }
-        Ok(())
-    }
-
-    /// Records the parts cut so far and `rest` (the bytes after them; its
-    /// front may be the earlier tail, still stored) as the new tail.
-    async fn commit_tail(
-        &self,
-        cut: &mut Cutter,
-        rest: Bytes,
-    ) -> Result<chrono::DateTime<chrono::Utc>, UploadError> {
-        let carried = cut.carried as usize;
-        cut.commit.tail = (cut.end + cut.carried, rest.slice(carried..));
-        cut.carried = rest.len() as u64;
-        self.commit(cut).await
-    }
-
-    async fn commit(&self, cut: &mut Cutter) -> Result<chrono::DateTime<chrono::Utc>, UploadError> {
-        match self.tails.commit(&cut.commit).await? {
-            Committed::Done { expires_at } => {
-                cut.recorded.append(&mut cut.commit.parts);
-                cut.commit.drop_tail = false;
-                cut.commit.tail = (0, Bytes::new());
-                Ok(expires_at)
-            }
-            Committed::LockLost => Err(UploadError::Busy(
-                "another request took this upload over".into(),
-            )),
-        }
-    }
-
-    /// The last chunk: records the parts before the last one, sends the last
-    /// one, assembles the object and marks the claim uploaded.
-    async fn finish_append(
-        &self,
-        claim: &Claim,
-        mut cut: Cutter,
-        last: Bytes,
-    ) -> Result<Appended, UploadError> {
-        if !cut.commit.parts.is_empty() {
-            self.commit(&mut cut).await?;
-        }
-        let mut parts = cut.recorded;
-        if !last.is_empty() {
-            parts.push(self.send_final_part(claim, cut.next, last).await?);
-        }
-        let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
-        let completed: Vec<CompletedPart> = parts
-            .iter()
-            .map(|p| CompletedPart {
-                part_number: p.part_number as u32,
-                etag: p.etag.clone(),
-            })
-            .collect();
-        match self
-            .store
-            .complete_multipart(&claim.key, upload_id, &completed)
-            .await
-        {
-            Ok(()) => {}
-            // Assembled by a writer that died before marking the claim.
-            Err(StoreError::NoSuchUpload) if self.holds_whole_object(claim).await => {}
-            Err(StoreError::NoSuchUpload) => {
-                return Err(UploadError::Conflict("the upload was aborted".into()))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let sha256 = composite_sha256(parts.iter().map(|p| p.sha256.as_deref()));
-        // Marking it uploaded drops its tail in the same statement.
-        let claim = self.finish(claim, sha256.as_deref()).await?;
-        Ok(Appended::Finished(Box::new(claim)))
-    }
-
-    /// The final part; a session a dead writer already assembled is no error.
-    async fn send_final_part(
-        &self,
-        claim: &Claim,
-        n: u32,
-        bytes: Bytes,
-    ) -> Result<Part, UploadError> {
-        let size = bytes.len() as i64;
-        match self.send_part(claim, n, bytes).await {
-            Err(UploadError::Conflict(_)) if self.holds_whole_object(claim).await => Ok(Part {
-                part_number: n as i32,
-                size,
-                sha256: None,
-                etag: String::new(),
-            }),
-            other => other,
-        }
-    }
-
-    /// Sends `bytes` as part `n` of the claim's session.
-    pub(super) async fn send_part(
-        &self,
-        claim: &Claim,
-        n: u32,
-        bytes: Bytes,
-    ) -> Result<Part, UploadError> {
-        let upload_id = claim.upload_id.as_deref().ok_or(UploadError::NotFound)?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let len = bytes.len() as u64;
-        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(bytes) }));
-        let etag = self
-            .store
-            .upload_part(&claim.key, upload_id, n, body, len)
-            .await
-            .map_err(|e| match e {
-                StoreError::NoSuchUpload => {
-                    UploadError::Conflict("the upload was completed or aborted".into())
-                }
-                other => other.into(),
-            })?;
-        Ok(Part {
-            part_number: n as i32,
-            size: len as i64,
-            sha256: Some(sha256),
-            etag,
-        })
-    }
-}
-
-/// Where an append is while it cuts parts.
-struct Cutter {
-    /// What the next commit records.
-    commit: AppendCommit,
-    /// Bytes of the stored tail at the front of what is not cut yet.
-    carried: u64,
-    /// Where the parts cut (recorded or not) end in the object.
-    end: u64,
-    /// The next part's number.
-    next: u32,
-    /// The parts recorded, in order.
-    recorded: Vec<Part>,
-    /// Record nothing until the whole chunk is in (it has a checksum).
-    whole_only: bool,
-}
-
-/// The parts numbered from 1 without a gap.
-fn contiguous_parts(parts: &[Part]) -> Vec<Part> {
-    parts
-        .iter()
-        .zip(1..)
-        .take_while(|(p, n)| p.part_number == *n)
-        .map(|(p, _)| p.clone())
-        .collect()
 }
