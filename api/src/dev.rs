@@ -49,6 +49,10 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Option<DevPostgres>>
             uuid::Uuid::new_v4().simple()
         )
     });
+    // The upload page, built by scripts/dev into ./web/dist.
+    config
+        .web_dir
+        .get_or_insert_with(|| PathBuf::from("web/dist"));
     if !matches!(config.store, StoreConfig::Fs { .. }) {
         tracing::warn!("dev always uses the filesystem store; CLAIMCHECK_STORE is ignored");
         config.store = StoreConfig::Fs {
@@ -119,10 +123,25 @@ pub async fn mint_token(config: &Config) -> anyhow::Result<String> {
     Ok(minted.token)
 }
 
+/// True when the upload page `prepare` pointed at has been built.
+pub fn page_built(config: &Config) -> bool {
+    config
+        .web_dir
+        .as_deref()
+        .is_some_and(|dir| dir.join("index.html").is_file())
+}
+
 /// Prints where the service is and how to talk to it.
-pub fn announce(port: u16, token: &str) {
+pub fn announce(port: u16, token: &str, page_built: bool) {
     let base = format!("http://127.0.0.1:{port}");
     println!("claimcheck dev server: {base}  (objects in ./data)");
+    // The token rides in the fragment, which the browser never sends: the
+    // page reads it, keeps it in the tab's sessionStorage and drops it from
+    // the address bar.
+    println!("upload page: {base}/#token={token}");
+    if !page_built {
+        println!("  (not built yet: scripts/dev builds web/ with npm; / says how)");
+    }
     println!("token (upload, consume, admin; owner `dev`):");
     println!("  export CC_TOKEN={token}");
     println!("upload a file:");

@@ -9,6 +9,7 @@ mod dev;
 mod error;
 mod observe;
 mod openapi;
+mod page;
 mod routes;
 mod startup;
 mod tus;
@@ -59,8 +60,9 @@ async fn main() -> anyhow::Result<()> {
             let _postgres = dev::prepare(&mut config).await?;
             let token = dev::mint_token(&config).await?;
             let worker = dev::start_worker(&config).await?;
+            let page_built = dev::page_built(&config);
             let app = startup::Application::build(config).await?;
-            dev::announce(app.port(), &token);
+            dev::announce(app.port(), &token, page_built);
             let served = app.run_until_stopped().await;
             worker.stop().await;
             served

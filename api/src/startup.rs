@@ -18,7 +18,9 @@ use claimcheck::{
 };
 use deadpool_postgres::Pool;
 
-use crate::{error::ApiError, observe, routes, routes::adoption::downloads::Downloads};
+use crate::{
+    error::ApiError, observe, page::WebPage, routes, routes::adoption::downloads::Downloads,
+};
 
 /// What handlers share.
 pub struct AppState {
@@ -78,6 +80,20 @@ impl Application {
             api_public_url: config.api_public_url.clone(),
         });
         let cors_origins = config.cors_origins.clone();
+        let web_page = config.web_dir.as_deref().map(|dir| {
+            let page = WebPage::load(dir);
+            match &page {
+                WebPage::Built { .. } => {
+                    tracing::info!(dir = %dir.display(), "serving the upload page at /")
+                }
+                WebPage::Missing { why, .. } => tracing::warn!(
+                    dir = %dir.display(),
+                    why,
+                    "the upload page is not built: / says how to build it"
+                ),
+            }
+            web::Data::new(page)
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(cors(&cors_origins))
@@ -102,6 +118,11 @@ impl Application {
                     .into()
                 }))
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if let Some(page) = &web_page {
+                        crate::page::configure(cfg, page.clone());
+                    }
+                })
                 .default_service(web::to(|| async {
                     problem(ApiError::not_found("no such route"))
                 }))

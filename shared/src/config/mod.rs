@@ -98,6 +98,10 @@ pub struct Config {
     /// unset, each URL names the host and scheme of the request that asked
     /// for it (`Forwarded`/`X-Forwarded-*` honoured).
     pub api_public_url: Option<url::Url>,
+    /// `CLAIMCHECK_WEB_DIR`: the built upload page (`web/dist`) the API
+    /// serves at `/`. Unset, `serve` serves no page (`dev` looks in
+    /// `./web/dist`).
+    pub web_dir: Option<PathBuf>,
     /// `CLAIMCHECK_LOG_FORMAT`.
     pub log_format: LogFormat,
 }
@@ -216,6 +220,7 @@ impl Config {
                     })
                 })
                 .transpose()?,
+            web_dir: env.opt("CLAIMCHECK_WEB_DIR").map(PathBuf::from),
             log_format: match env.str("CLAIMCHECK_LOG_FORMAT", "json").as_str() {
                 "json" => LogFormat::Json,
                 "pretty" => LogFormat::Pretty,

@@ -100,3 +100,10 @@ fn sizes_and_durations_parse() {
     );
     assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
 }
+
+#[test]
+fn the_web_page_is_off_unless_a_directory_is_given() {
+    assert_eq!(config(&[]).unwrap().web_dir, None);
+    let c = config(&[("CLAIMCHECK_WEB_DIR", "/srv/claimcheck/web")]).unwrap();
+    assert_eq!(c.web_dir, Some(PathBuf::from("/srv/claimcheck/web")));
+}

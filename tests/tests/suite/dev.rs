@@ -22,7 +22,7 @@ async fn dev_serves_uploads_and_prints_a_working_token() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut base, mut token) = (None, None);
+    let (mut base, mut token, mut page) = (None, None, None);
     tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.strip_prefix("claimcheck dev server: ") {
@@ -31,7 +31,10 @@ async fn dev_serves_uploads_and_prints_a_working_token() {
             if let Some(t) = line.trim().strip_prefix("export CC_TOKEN=") {
                 token = Some(t.to_owned());
             }
-            if base.is_some() && token.is_some() {
+            if let Some(url) = line.strip_prefix("upload page: ") {
+                page = Some(url.to_owned());
+            }
+            if base.is_some() && token.is_some() && page.is_some() {
                 return;
             }
         }
@@ -39,6 +42,12 @@ async fn dev_serves_uploads_and_prints_a_working_token() {
     .await
     .expect("dev announces itself within 30 s");
     let (base, token) = (base.unwrap(), token.unwrap());
+    // The page's link carries the token in its fragment, which browsers
+    // never send. Not built in this directory: / says how to build it.
+    assert_eq!(page.unwrap(), format!("{base}/#token={token}"));
+    let res = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.text().await.unwrap().contains("scripts/dev"));
     let res = reqwest::Client::new()
         .post(format!("{base}/v1/uploads?filename=hello.txt"))
         .bearer_auth(&token)

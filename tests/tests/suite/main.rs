@@ -7,6 +7,7 @@ mod api_multipart;
 mod api_uploads;
 mod append;
 mod audit;
+mod browser;
 mod claims;
 mod dev;
 mod hardening;
