@@ -203,3 +203,55 @@ async fn the_audit_reports_a_finished_upload_that_kept_a_tail() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn chunks_of_5_mib_and_more_close_parts_of_their_own_without_the_tail() {
+    let t = Appender::new().await;
+    // Parts of 16 MiB, as in production; chunks of 5 MiB and up.
+    let up = uploads(&t.db, t.store.clone(), 16 * MIB);
+    let size = 23 * MIB + 5;
+    let bytes = random_bytes(8, size);
+    let start = StartResumable {
+        filename: "a.bin".into(),
+        content_type: "application/octet-stream".into(),
+        size: Some(size),
+        ..StartResumable::default()
+    };
+    let id = up
+        .start_resumable("o", start, None)
+        .await
+        .unwrap()
+        .claim()
+        .id;
+    let mut offset = 0u64;
+    for (len, tail_rows, parts) in [
+        (5 * MIB, 0, 1),
+        (6 * MIB + 1, 0, 2),
+        (MIB, 1, 2),
+        (5 * MIB, 0, 3),
+    ] {
+        let chunk = bytes[offset as usize..(offset + len) as usize].to_vec();
+        let appended = up
+            .append("o", id, Append::new(offset, bytes_body(chunk)).len(len))
+            .await
+            .unwrap();
+        offset += len;
+        assert_eq!(partial_offset(&appended), offset);
+        assert_eq!(t.tail_rows(id).await, tail_rows, "after {offset}");
+        assert_eq!(
+            up.progress("o", id).await.unwrap().parts.len(),
+            parts,
+            "after {offset}"
+        );
+    }
+    let rest = bytes[offset as usize..].to_vec();
+    let len = rest.len() as u64;
+    let done = up
+        .append("o", id, Append::new(offset, bytes_body(rest)).len(len))
+        .await
+        .unwrap();
+    let Appended::Finished(claim) = done else {
+        panic!("the rest finishes the upload");
+    };
+    assert_eq!(t.object(&claim.key).await, bytes);
+}

@@ -38,7 +38,7 @@ use crate::{
     store::{
         body::{at_most, is_over_limit},
         split::PartSplitter,
-        ByteStream,
+        ByteStream, MAX_PARTS, MIN_PART_SIZE,
     },
 };
 
@@ -160,9 +160,9 @@ impl Uploads {
         chunk_len: Option<u64>,
         ends: bool,
     ) -> Result<Bytes, UploadError> {
-        let part_size = claim.part_size.unwrap_or(i64::MAX) as u64;
+        // Enough for S3's least part: the chunk's end may close one.
         let needed =
-            tail_len > 0 && chunk_len.is_none_or(|len| tail_len + len >= part_size || ends);
+            tail_len > 0 && chunk_len.is_none_or(|len| tail_len + len >= MIN_PART_SIZE || ends);
         if !needed {
             return Ok(Bytes::new());
         }
@@ -271,10 +271,29 @@ impl Uploads {
         if !open_ended && cut.end + rest.len() as u64 == size {
             return self.finish_append(claim, cut, rest).await;
         }
+        // What is left closes a part of its own when S3 allows it (at least
+        // 5 MiB) and the parts left can still hold the rest of the upload:
+        // chunks of 5 MiB and more then never pass through the tail.
+        let rest = match closes_a_part(&cut, rest.len() as u64, size, part_size as u64) {
+            true => {
+                self.cut_part(claim, &mut cut, rest).await?;
+                Bytes::new()
+            }
+            false => rest,
+        };
         let expires_at = self.commit_tail(&mut cut, rest).await?;
         Ok(Appended::Partial {
             offset: cut.end + cut.carried,
             expires_at,
         })
     }
+}
+
+/// Whether `rest` bytes at the end of a chunk may close a part (rather than
+/// wait in the tail for a full one): S3 takes them as a part, and parts of
+/// `part_size` can still carry the rest of the upload within S3's 10,000.
+fn closes_a_part(cut: &Cutter, rest: u64, size: u64, part_size: u64) -> bool {
+    let after = size.saturating_sub(cut.end + rest);
+    let parts_needed = u64::from(cut.next) + after.div_ceil(part_size.max(1));
+    rest >= MIN_PART_SIZE && rest < part_size && parts_needed <= u64::from(MAX_PARTS)
 }
