@@ -146,8 +146,7 @@ pub(crate) async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint_id(&id)?;
-    let found = WebhookStore::new(state.pool.clone()).list().await?;
-    match found.into_iter().find(|e| e.id == id) {
+    match WebhookStore::new(state.pool.clone()).get(id).await? {
         Some(e) => Ok(HttpResponse::Ok().json(WebhookBody::of(e, None))),
         None => Err(ApiError::not_found("no such webhook")),
     }
@@ -198,7 +197,7 @@ pub(crate) async fn retry(
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint_id(&id)?;
     let store = WebhookStore::new(state.pool.clone());
-    if !store.list().await?.iter().any(|e| e.id == id) {
+    if store.get(id).await?.is_none() {
         return Err(ApiError::not_found("no such webhook"));
     }
     let retried = store.retry_dead(Some(id)).await?;

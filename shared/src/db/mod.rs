@@ -54,7 +54,7 @@ pub use deletes::DeleteQueue;
 pub use events::{Event, EventStore, EventType};
 pub use objects::{ConsumeError, ObjectRegistry, ScheduleError};
 pub use parts::PartStore;
-pub use tails::{AppendCommit, Committed, Tail, TailStore};
+pub use tails::{AppendCommit, Committed, TailStore};
 pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};
 pub use webhooks::{Delivery, DeliveryLease, DeliveryStats, Endpoint, WebhookStore};
 

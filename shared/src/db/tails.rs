@@ -21,35 +21,6 @@ use crate::domain::Part;
 pub(crate) const DROP_TAIL_OF_MARKED: &str =
     "DELETE FROM claimcheck.upload_tails t USING marked m WHERE t.claim_id = m.id";
 
-/// A claim's tail: segments in offset order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tail {
-    /// Where the first segment starts in the object (the parts' end).
-    pub start: u64,
-    /// The bytes, in offset order.
-    pub segments: Vec<Bytes>,
-}
-
-impl Tail {
-    /// How many bytes the tail holds.
-    pub fn len(&self) -> u64 {
-        self.segments.iter().map(|s| s.len() as u64).sum()
-    }
-
-    /// Whether the tail holds no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.segments.iter().all(|s| s.is_empty())
-    }
-
-    /// The bytes as one buffer (at most a part: the caller cuts a part of it).
-    pub fn joined(&self) -> Bytes {
-        match self.segments.as_slice() {
-            [one] => one.clone(),
-            many => many.concat().into(),
-        }
-    }
-}
-
 /// What one append makes durable, in one transaction.
 #[derive(Debug, Clone)]
 pub struct AppendCommit {
@@ -92,10 +63,10 @@ impl TailStore {
         Self { pool }
     }
 
-    /// The tail of claim `id`: its segments, and where they start. Empty
-    /// when it has none (its start is then meaningless: 0).
+    /// The bytes of claim `id`'s tail, its segments joined in offset order
+    /// (at most a part: the caller cuts a part of them).
     #[tracing::instrument(name = "db.tail", skip_all)]
-    pub async fn get(&self, claim_id: Uuid) -> Result<Tail, DbError> {
+    pub async fn bytes(&self, claim_id: Uuid) -> Result<Bytes, DbError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -104,20 +75,20 @@ impl TailStore {
                 &[&claim_id],
             )
             .await?;
-        let mut tail = Tail::default();
-        for (i, row) in rows.iter().enumerate() {
-            let start: i64 = row.try_get(0)?;
-            let bytes: Vec<u8> = row.try_get(1)?;
-            if i == 0 {
-                tail.start = start as u64;
-            } else if start as u64 != tail.start + tail.len() {
+        let mut joined = Vec::new();
+        let mut next = None;
+        for row in &rows {
+            let start = row.try_get::<_, i64>(0)? as u64;
+            if next.is_some_and(|n| n != start) {
                 return Err(DbError::Corrupt(format!(
                     "claim {claim_id}'s tail has a hole before offset {start}"
                 )));
             }
-            tail.segments.push(bytes.into());
+            let bytes: &[u8] = row.try_get(1)?;
+            joined.extend_from_slice(bytes);
+            next = Some(start + bytes.len() as u64);
         }
-        Ok(tail)
+        Ok(joined.into())
     }
 
     /// Where claim `id`'s tail starts and how many bytes it holds, without

@@ -177,6 +177,21 @@ impl WebhookStore {
         rows.iter().map(endpoint_from_row).collect()
     }
 
+    /// The endpoint with this id.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Endpoint>, DbError> {
+        let client = self.pool.get().await?;
+        client
+            .query_opt(
+                "SELECT id, url, events, description, created_at
+                   FROM claimcheck.webhook_endpoints WHERE id = $1",
+                &[&id],
+            )
+            .await?
+            .as_ref()
+            .map(endpoint_from_row)
+            .transpose()
+    }
+
     /// Removes an endpoint with its deliveries. False when there was none.
     pub async fn delete(&self, id: Uuid) -> Result<bool, DbError> {
         let client = self.pool.get().await?;

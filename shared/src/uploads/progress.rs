@@ -56,9 +56,10 @@ impl Uploads {
             .collect();
         // Bytes appended past the last full part count when they follow on.
         let mut offset = contiguous_bytes(&parts);
-        let tail = self.tails.get(id).await?;
-        if !tail.is_empty() && tail.start == offset {
-            offset += tail.len();
+        // Its length only: progress never needs the bytes.
+        let (start, len) = self.tails.extent(id).await?;
+        if len > 0 && start == offset {
+            offset += len;
         }
         Ok(Progress { offset, parts })
     }

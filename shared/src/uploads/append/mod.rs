@@ -166,9 +166,9 @@ impl Uploads {
         if !needed {
             return Ok(Bytes::new());
         }
-        let tail = self.tails.get(claim.id).await?;
-        match tail.len() == tail_len {
-            true => Ok(tail.joined()),
+        let tail = self.tails.bytes(claim.id).await?;
+        match tail.len() as u64 == tail_len {
+            true => Ok(tail),
             // Only the writer-lock holder changes the tail.
             false => Err(UploadError::Internal(format!(
                 "claim {}'s tail changed under its writer",
