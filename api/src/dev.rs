@@ -14,11 +14,11 @@ use std::{
 use anyhow::{bail, Context};
 use claimcheck::{
     config::{Config, StoreConfig},
-    db,
+    db::{self, Actor},
     jobs::{self, JobContext, JobSettings},
     metrics::Metrics,
     store,
-    tokens::{Scope, TokenStore},
+    tokens::{NewToken, Scope, TokenStore},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -117,9 +117,8 @@ pub async fn mint_token(config: &Config) -> anyhow::Result<String> {
     let scopes = [Scope::Upload, Scope::Consume, Scope::Admin]
         .into_iter()
         .collect();
-    let minted = TokenStore::new(pool)
-        .create("dev", &scopes, Some("claimcheck-api dev"), None)
-        .await?;
+    let new = NewToken::new("dev", scopes).name(Some("claimcheck-api dev".into()));
+    let minted = TokenStore::new(pool).create(&new, &Actor::cli()).await?;
     Ok(minted.token)
 }
 

@@ -7,9 +7,13 @@
 //! names hosts, ports, SQL and versions, so the answer is a generic message
 //! with the request id, and the cause goes to the log under that id.
 
-use crate::wire::Problem;
+use crate::wire::{Problem, QuotaProblem};
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
-use claimcheck::{db::DbError, input::TextError, uploads::UploadError};
+use claimcheck::{
+    db::{DbError, QuotaExceeded},
+    input::TextError,
+    uploads::UploadError,
+};
 
 use crate::observe;
 
@@ -72,6 +76,10 @@ pub enum ApiError {
     /// 429 `too_many_pending_uploads`.
     #[error("{0}")]
     TooManyPending(String),
+    /// 429 `quota_exceeded`: the quota's name, limit and usage go in the
+    /// problem body.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
     /// 503 `unavailable`, with Retry-After: PostgreSQL or the store cannot be
     /// reached. The text is logged, never answered.
     #[error("{0}")]
@@ -104,6 +112,7 @@ impl ApiError {
                 "checksum_mismatch"
             }
             ApiError::TooManyPending(_) => "too_many_pending_uploads",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::Unavailable(_) | ApiError::NotConfigured(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -144,7 +153,9 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ChecksumMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyPending(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyPending(_) | ApiError::QuotaExceeded(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) | ApiError::NotConfigured(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -188,6 +199,15 @@ impl ResponseError for ApiError {
                 ApiError::Conflict { missing_parts, .. } => missing_parts.clone(),
                 _ => None,
             },
+            quota: match self {
+                ApiError::QuotaExceeded(q) => Some(QuotaProblem {
+                    name: q.quota,
+                    limit: q.limit,
+                    usage: q.usage,
+                    requested: q.requested,
+                }),
+                _ => None,
+            },
             request_id,
         };
         let mut response = HttpResponse::build(status);
@@ -225,6 +245,7 @@ impl From<UploadError> for ApiError {
             UploadError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(message),
             UploadError::ChecksumMismatch { .. } => ApiError::ChecksumMismatch(message),
             UploadError::TooManyPending { .. } => ApiError::TooManyPending(message),
+            UploadError::QuotaExceeded(q) => ApiError::QuotaExceeded(q),
             UploadError::Unavailable(_) => ApiError::Unavailable(message),
             UploadError::Internal(m) => ApiError::Internal(m),
         }

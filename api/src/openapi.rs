@@ -3,6 +3,7 @@
 
 use actix_web::{get, HttpResponse};
 use claimcheck::{
+    db::{owners::OwnerUsage, ActorKind, AuditEntry, OwnerQuota, Quota, QuotaOverrides, Quotas},
     domain::ClaimStatus,
     tokens::{MintedToken, Scope, TokenInfo},
 };
@@ -15,12 +16,12 @@ use crate::{
     routes::{
         admin,
         adoption::{self, downloads},
-        health, multipart, tokens, uploads, webhooks,
+        audit, health, multipart, owners, tokens, uploads, webhooks,
     },
     tus,
     wire::{
         ClaimBody, ClaimPage, ClaimWithParts, InitMultipartRequest, ObjectBody, PartBody,
-        PresignedPart, Problem, TokenPage,
+        PresignedPart, Problem, QuotaProblem, TokenPage,
     },
 };
 
@@ -67,6 +68,9 @@ impl Modify for BearerAuth {
         webhooks::show,
         webhooks::remove,
         webhooks::retry,
+        owners::show,
+        owners::change,
+        audit::list,
         tus::options,
         tus::create::create,
         tus::upload::head,
@@ -78,7 +82,9 @@ impl Modify for BearerAuth {
         PresignedPart, TokenInfo, MintedToken, TokenPage, Scope, tokens::MintRequest,
         ObjectBody, adoption::ConsumeRequest, adoption::ConsumedObjects, adoption::DeleteItem,
         adoption::DeleteRequest, adoption::DeletesAccepted, downloads::DownloadUrlRequest,
-        downloads::DownloadUrl, webhooks::WebhookRequest, webhooks::WebhookBody
+        downloads::DownloadUrl, webhooks::WebhookRequest, webhooks::WebhookBody,
+        owners::QuotaRequest, OwnerQuota, Quotas, QuotaOverrides, OwnerUsage, Quota,
+        audit::AuditPage, AuditEntry, ActorKind, QuotaProblem
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -10,16 +10,18 @@ use actix_web::{
 };
 use claimcheck::{
     config::Config,
-    db,
+    db::{self, AuditLog, Owners},
     metrics::Metrics,
     store::{self, instrumented::Instrumented, ObjectStore, UrlSigning},
     tokens::TokenStore,
     uploads::{Limits, Uploads},
 };
 use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    error::ApiError, observe, page::WebPage, routes, routes::adoption::downloads::Downloads,
+    auth::refusals::Refusals, error::ApiError, observe, page::WebPage, routes,
+    routes::adoption::downloads::Downloads,
 };
 
 /// What handlers share.
@@ -44,12 +46,19 @@ pub struct AppState {
     pub downloads: Downloads,
     /// `CLAIMCHECK_API_PUBLIC_URL`: where tus `Location`s point.
     pub api_public_url: Option<url::Url>,
+    /// Refused authentications on their way to the audit log.
+    pub refusals: Arc<Refusals>,
+    /// The audit log.
+    pub audit_log: AuditLog,
+    /// Owners' quotas and usage.
+    pub owners: Owners,
 }
 
 /// A built, bound, not yet running API server.
 pub struct Application {
     port: u16,
     server: Server,
+    refusals: Arc<Refusals>,
 }
 
 impl Application {
@@ -67,10 +76,16 @@ impl Application {
         let port = listener.local_addr()?.port();
         let metrics = Metrics::new();
         let store = Instrumented::wrap(store, metrics.clone());
+        let refusals = Arc::new(Refusals::new(AuditLog::new(pool.clone())));
+        let uploads = Uploads::new(pool.clone(), store.clone(), Limits::from_config(&config))
+            .counting_refusals(metrics.quota_refusals_total.clone());
         let state = web::Data::new(AppState {
             metrics,
             tokens: TokenStore::new(pool.clone()),
-            uploads: Uploads::new(pool.clone(), store.clone(), Limits::from_config(&config)),
+            uploads,
+            refusals: refusals.clone(),
+            audit_log: AuditLog::new(pool.clone()),
+            owners: Owners::new(pool.clone()),
             store,
             key_prefix: config.key_prefix.clone(),
             pool,
@@ -131,7 +146,11 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(addr = %config.listen, port, "claimcheck-api listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            refusals,
+        })
     }
 
     /// The port the listener is bound to.
@@ -139,9 +158,20 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT, letting requests in flight finish.
+    /// Serves until SIGTERM/SIGINT, letting requests in flight finish;
+    /// then writes the refused authentications still counted to the audit
+    /// log.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        let cancel = CancellationToken::new();
+        let flusher = {
+            let (refusals, cancel) = (self.refusals.clone(), cancel.clone());
+            tokio::spawn(async move { refusals.run(cancel).await })
+        };
+        let served = self.server.await;
+        cancel.cancel();
+        let _ = flusher.await;
+        self.refusals.flush(true).await;
+        served?;
         Ok(())
     }
 }

@@ -58,8 +58,8 @@ pub struct Problem {
     pub status: u16,
     /// Stable: invalid_request, unauthorized, forbidden, not_found, conflict,
     /// expired, length_required, too_large, unsupported_media_type,
-    /// checksum_mismatch, locked, too_many_pending_uploads, unavailable;
-    /// tus also unsupported_version (412).
+    /// checksum_mismatch, locked, too_many_pending_uploads, quota_exceeded,
+    /// unavailable; tus also unsupported_version (412).
     pub code: String,
     /// What went wrong, for people.
     pub detail: String,
@@ -69,10 +69,27 @@ pub struct Problem {
     /// 404 at consume: the keys not found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<Vec<String>>,
+    /// 429 `quota_exceeded`: which quota, its limit and the owner's usage.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaProblem>,
     /// The request's id (its `X-Request-Id`), under which the API logged
     /// the cause of a 5xx.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// The members a `quota_exceeded` problem adds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaProblem {
+    /// `bytes`, `daily_bytes` or `daily_uploads`.
+    #[serde(rename = "quota")]
+    pub name: claimcheck::db::Quota,
+    /// The quota's limit for this owner (bytes, or uploads).
+    pub limit: u64,
+    /// What the owner uses of it now.
+    pub usage: u64,
+    /// What the refused start would have added.
+    pub requested: u64,
 }
 
 /// Every token's record.

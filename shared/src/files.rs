@@ -33,19 +33,43 @@ use tokio_postgres::Transaction;
 
 pub use crate::db::objects::{ConsumeError, ScheduleError};
 use crate::{
-    db::{DbError, ObjectRegistry},
+    db::{Actor, Adopter, DbError, ObjectRegistry},
     domain::{DeleteReason, RegistryObject},
 };
 
 /// Adoption operations over a caller's open transaction.
 pub struct Files<'a, 't> {
     tx: &'a mut Transaction<'t>,
+    by: Adopter,
 }
 
 impl<'a, 't> Files<'a, 't> {
-    /// Works inside `tx`; the caller commits or rolls back.
+    /// Works inside `tx`; the caller commits or rolls back. Acts for every
+    /// owner; the audit log names the actor `sql` with the session's
+    /// database role, as for a direct call of the SQL functions.
     pub fn new(tx: &'a mut Transaction<'t>) -> Self {
-        Self { tx }
+        Self {
+            tx,
+            by: Adopter::default(),
+        }
+    }
+
+    /// Acts for `owners` only, as an owner-bound consume token does: another
+    /// owner's claims are missing to [`consume`](Self::consume) and its
+    /// objects unknown to [`delete`](Self::delete) ([`ScheduleError::NotFound`]).
+    pub fn for_owners<I, S>(mut self, owners: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.by.owners = Some(owners.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Names `actor` in the audit log instead of the database role.
+    pub fn acting_as(mut self, actor: Actor) -> Self {
+        self.by.actor = Some(actor);
+        self
     }
 
     /// Consumes the owner's uploaded claims for `keys` into the objects
@@ -57,7 +81,7 @@ impl<'a, 't> Files<'a, 't> {
         owner: &str,
         keys: &[String],
     ) -> Result<Vec<RegistryObject>, ConsumeError> {
-        ObjectRegistry::consume_in(self.tx, owner, keys).await
+        ObjectRegistry::consume_in(self.tx, &self.by, owner, keys).await
     }
 
     /// Replaces the object set `old_keys` with `new_keys` (an entity's
@@ -83,7 +107,13 @@ impl<'a, 't> Files<'a, 't> {
             self.consume(owner, &added).await?
         };
         for dropped in old.difference(&new) {
-            ObjectRegistry::schedule_delete_in(&*self.tx, dropped, DeleteReason::Replaced).await?;
+            ObjectRegistry::schedule_delete_in(
+                &*self.tx,
+                &self.by,
+                dropped,
+                DeleteReason::Replaced,
+            )
+            .await?;
         }
         Ok(consumed)
     }
@@ -92,11 +122,13 @@ impl<'a, 't> Files<'a, 't> {
     /// each key's delete with reason `deleted`. Keys are de-duplicated.
     ///
     /// Refused, with nothing queued by this call, for a key outside the
-    /// service's key space or one that is still an upload claim.
+    /// service's key space or one that is still an upload claim (or, with
+    /// [`for_owners`](Self::for_owners), another owner's).
     pub async fn delete(&mut self, keys: &[String]) -> Result<(), ScheduleError> {
         let keys: BTreeSet<&String> = keys.iter().collect();
         for key in keys {
-            ObjectRegistry::schedule_delete_in(&*self.tx, key, DeleteReason::Deleted).await?;
+            ObjectRegistry::schedule_delete_in(&*self.tx, &self.by, key, DeleteReason::Deleted)
+                .await?;
         }
         Ok(())
     }
@@ -115,6 +147,14 @@ impl<'a, 't> Files<'a, 't> {
         keys: &[String],
         window: Duration,
     ) -> Result<Option<Vec<RegistryObject>>, DbError> {
+        if self
+            .by
+            .owners
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|o| o == owner))
+        {
+            return Ok(None);
+        }
         ObjectRegistry::consumed_within_in(&*self.tx, owner, keys, window).await
     }
 }

@@ -84,6 +84,9 @@ pub struct Metrics {
     /// `claimcheck_tus_locked_total`: tus appends refused (423) because
     /// another request held the upload.
     pub tus_locked_total: IntCounter,
+    /// `claimcheck_quota_refusals_total{quota}`: starts refused by a quota
+    /// or the in-flight cap (API).
+    pub quota_refusals_total: IntCounterVec,
     /// `claimcheck_http_requests_total{route, method, status}` (API).
     pub http_requests_total: IntCounterVec,
     /// `claimcheck_http_request_duration_seconds{route}` (API).
@@ -178,6 +181,14 @@ impl Metrics {
                 "tus appends refused with 423 because another request was writing the upload.",
             )
             .expect("valid metric"),
+            quota_refusals_total: IntCounterVec::new(
+                Opts::new(
+                    "claimcheck_quota_refusals_total",
+                    "Upload starts refused by a quota (bytes, daily_bytes, daily_uploads) or the in-flight cap (pending).",
+                ),
+                &["quota"],
+            )
+            .expect("valid metric"),
             http_requests_total: IntCounterVec::new(
                 Opts::new("claimcheck_http_requests_total", "HTTP requests answered."),
                 &["route", "method", "status"],
@@ -227,7 +238,7 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 17] = [
             Box::new(self.delete_queue_rows.clone()),
             Box::new(self.delete_queue_oldest_due_seconds.clone()),
             Box::new(self.deletes_total.clone()),
@@ -238,6 +249,7 @@ impl Metrics {
             Box::new(self.upload_bytes_total.clone()),
             Box::new(self.tus_patch_bytes_total.clone()),
             Box::new(self.tus_locked_total.clone()),
+            Box::new(self.quota_refusals_total.clone()),
             Box::new(self.http_requests_total.clone()),
             Box::new(self.http_request_duration_seconds.clone()),
             Box::new(self.uploads_in_flight.clone()),
@@ -278,6 +290,11 @@ impl Metrics {
         }
         for state in ["idle", "busy"] {
             self.db_pool_connections.with_label_values(&[state]).set(0);
+        }
+        for quota in crate::db::Quota::ALL {
+            self.quota_refusals_total
+                .with_label_values(&[quota.as_str()])
+                .reset();
         }
     }
 
@@ -365,6 +382,7 @@ mod tests {
             "claimcheck_upload_bytes_total 0",
             "claimcheck_tus_patch_bytes_total 0",
             "claimcheck_tus_locked_total 0",
+            "claimcheck_quota_refusals_total{quota=\"daily_bytes\"} 0",
             "claimcheck_uploads_in_flight 0",
             "claimcheck_orphans_aborted_total 0",
             "claimcheck_store_request_duration_seconds_count{op=\"delete_many\",outcome=\"error\"} 0",

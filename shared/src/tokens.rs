@@ -75,6 +75,39 @@ pub fn parse_scopes(s: &str) -> Result<BTreeSet<Scope>, String> {
     Ok(scopes)
 }
 
+/// Parses `a,b`: the owners a consume token is bound to (at least one,
+/// each a valid owner id).
+pub fn parse_owners(s: &str) -> Result<BTreeSet<String>, String> {
+    let owners: BTreeSet<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    check_owners(&owners)?;
+    Ok(owners)
+}
+
+/// Checks a set of owners a token is bound to: at least one, each a valid
+/// owner id.
+pub fn check_owners(owners: &BTreeSet<String>) -> Result<(), String> {
+    if owners.is_empty() {
+        return Err("owners: at least one owner is needed (leave it out for every owner)".into());
+    }
+    if owners.len() > 1000 {
+        return Err("owners: at most 1000".into());
+    }
+    for owner in owners {
+        if owner.trim().is_empty() {
+            return Err("owners: an owner must not be empty".into());
+        }
+        crate::input::OWNER
+            .check(owner)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// A token's record (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
@@ -94,6 +127,9 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Last use, to the minute.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The owners a consume token acts for (absent: every owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owners: Option<BTreeSet<String>>,
 }
 
 impl TokenInfo {
@@ -101,6 +137,87 @@ impl TokenInfo {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
+
+    /// Whether the token may act for `owner`'s claims and objects: an
+    /// unbound token for every owner, a bound one for its owners only.
+    pub fn acts_for(&self, owner: &str) -> bool {
+        self.owners.as_ref().is_none_or(|o| o.contains(owner))
+    }
+}
+
+/// A token to mint.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// The principal whose uploads it creates.
+    pub owner: String,
+    /// What it may do.
+    pub scopes: BTreeSet<Scope>,
+    /// A label for people.
+    pub name: Option<String>,
+    /// Its lifetime (none: forever).
+    pub expires_in: Option<std::time::Duration>,
+    /// The owners a consume token acts for (none: every owner).
+    pub owners: Option<BTreeSet<String>>,
+}
+
+impl NewToken {
+    /// A token for `owner` with `scopes`, unnamed, never expiring, unbound.
+    pub fn new(owner: impl Into<String>, scopes: BTreeSet<Scope>) -> Self {
+        Self {
+            owner: owner.into(),
+            scopes,
+            name: None,
+            expires_in: None,
+            owners: None,
+        }
+    }
+
+    /// Named `name`.
+    pub fn name(mut self, name: Option<String>) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Expiring after `expires_in`.
+    pub fn expires_in(mut self, expires_in: Option<std::time::Duration>) -> Self {
+        self.expires_in = expires_in;
+        self
+    }
+
+    /// Bound to `owners` (consume scope).
+    pub fn owners(mut self, owners: Option<BTreeSet<String>>) -> Self {
+        self.owners = owners;
+        self
+    }
+}
+
+/// What a presented token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// A valid token.
+    Valid(TokenInfo),
+    /// A known token past its expiry.
+    Expired(TokenInfo),
+    /// A known token that was revoked.
+    Revoked(TokenInfo),
+    /// Not a token of this service.
+    Unknown,
+}
+
+/// The first characters of a presented token, as the audit log names
+/// refused ones: enough to tell a client's tokens apart, far too few to
+/// use (8 of a 46-character token; anything but base64url is shown as `?`).
+pub fn token_prefix(raw: &str) -> String {
+    raw.chars()
+        .take(8)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// A freshly minted token: the raw secret, shown this once, and its record.

@@ -19,6 +19,7 @@ pub fn uploads(db: &TestDb, store: Arc<dyn ObjectStore>, part_size: u64) -> Uplo
     let limits = Limits {
         max_upload_size: 1 << 30,
         max_pending_per_owner: 100,
+        quotas: Default::default(),
         part_size,
         claim_ttl: Duration::from_secs(3600),
         unconsumed_ttl: None,

@@ -1,8 +1,8 @@
 //! A fresh database per test, dropped when the test ends.
 
 use claimcheck::{
-    db,
-    tokens::{Scope, TokenStore},
+    db::{self, Actor},
+    tokens::{NewToken, Scope, TokenStore},
 };
 use deadpool_postgres::Pool;
 use uuid::Uuid;
@@ -97,9 +97,9 @@ impl Drop for TestDb {
 
 /// Mints a token for `owner` with `scopes` on `pool`'s database.
 pub async fn token(pool: &Pool, owner: &str, scopes: &[Scope]) -> String {
-    let scopes = scopes.iter().copied().collect();
+    let new = NewToken::new(owner, scopes.iter().copied().collect());
     TokenStore::new(pool.clone())
-        .create(owner, &scopes, None, None)
+        .create(&new, &Actor::cli())
         .await
         .expect("mint a token")
         .token

@@ -27,6 +27,7 @@ pub fn fast_settings(prefix: &str) -> JobSettings {
         webhook_max_attempts: 3,
         webhook_timeout: Duration::from_secs(2),
         event_retention: Duration::from_secs(3600),
+        audit_retention: Duration::from_secs(3600),
         concurrency: 4,
         backoff_base: Duration::ZERO,
         backoff_max: Duration::ZERO,

@@ -73,7 +73,7 @@ pub struct RetryDead {
 )]
 #[post("/v1/admin/queue/dead/retry", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn retry_dead(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -88,7 +88,7 @@ pub(crate) async fn retry_dead(
         }
     };
     let retried = DeleteQueue::new(state.pool.clone())
-        .retry_dead(ids.as_deref())
+        .retry_dead(ids.as_deref(), &caller.actor())
         .await?;
     Ok(HttpResponse::Ok().json(json!({"retried": retried})))
 }

@@ -111,7 +111,7 @@ pub struct DeletesAccepted {
 )]
 #[post("/v1/claims/consume", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn consume(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<ConsumeRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -129,7 +129,7 @@ pub(crate) async fn consume(
         input::KEY.check(key)?;
     }
     let objects = ObjectRegistry::new(state.pool.clone())
-        .consume_or_replay(&owner, &keys, RETRY_WINDOW)
+        .consume_or_replay(&caller.adopter(), &owner, &keys, RETRY_WINDOW)
         .await
         .map_err(|e| match e {
             ConsumeError::Missing(missing) => ApiError::NotFound {
@@ -164,7 +164,7 @@ pub(crate) async fn consume(
 )]
 #[get("/v1/objects/{key:.*}", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn show_object(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     key: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -172,6 +172,8 @@ pub(crate) async fn show_object(
     let object = ObjectRegistry::new(state.pool.clone())
         .get(&key)
         .await?
+        // An owner-bound token sees another owner's object as unknown.
+        .filter(|o| caller.acts_for(&o.owner))
         .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
     Ok(HttpResponse::Ok().json(object_body(&state, &object)))
 }
@@ -193,7 +195,7 @@ pub(crate) async fn show_object(
 )]
 #[post("/v1/deletes", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn schedule_deletes(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<DeleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -219,7 +221,7 @@ pub(crate) async fn schedule_deletes(
         deletes.push((key, reason));
     }
     let queued = ObjectRegistry::new(state.pool.clone())
-        .schedule_deletes(&deletes)
+        .schedule_deletes(&caller.adopter(), &deletes)
         .await
         .map_err(schedule_error)?;
     Ok(HttpResponse::Accepted().json(DeletesAccepted { queued }))
@@ -230,6 +232,7 @@ pub(crate) fn schedule_error(e: ScheduleError) -> ApiError {
     match e {
         ScheduleError::Invalid(m) => ApiError::InvalidRequest(m),
         ScheduleError::LiveClaim(m) => ApiError::conflict(m),
+        ScheduleError::NotFound(m) => ApiError::not_found(m),
         ScheduleError::Db(e) => e.into(),
     }
 }

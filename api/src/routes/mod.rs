@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod adoption;
+pub mod audit;
 pub mod health;
 pub mod multipart;
+pub mod owners;
 pub mod tokens;
 pub mod uploads;
 pub mod webhooks;
@@ -20,6 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(admin::configure)
         .configure(webhooks::configure)
+        .configure(owners::configure)
+        .configure(audit::configure)
         .configure(adoption::configure)
         .configure(crate::tus::configure)
         .service(crate::openapi::openapi_json);

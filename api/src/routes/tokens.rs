@@ -4,7 +4,11 @@ use std::collections::BTreeSet;
 
 use actix_web::middleware::from_fn;
 use actix_web::{delete, get, post, web, HttpResponse};
-use claimcheck::{config::parse_duration, input, tokens::Scope};
+use claimcheck::{
+    config::parse_duration,
+    input,
+    tokens::{check_owners, NewToken, Scope},
+};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -32,6 +36,10 @@ pub struct MintRequest {
     name: Option<String>,
     /// `30d`, `12h`, ... (none: never expires).
     expires_in: Option<String>,
+    /// The owners a consume token acts for (none: every owner): it then
+    /// sees, consumes, deletes and signs URLs for their claims and objects
+    /// only.
+    owners: Option<Vec<String>>,
 }
 
 /// `POST /v1/tokens`: the raw token is in this answer and nowhere else.
@@ -49,7 +57,7 @@ pub struct MintRequest {
 )]
 #[post("/v1/tokens", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn mint(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<MintRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -77,10 +85,20 @@ pub(crate) async fn mint(
         .map(parse_duration)
         .transpose()
         .map_err(|e| ApiError::InvalidRequest(format!("expires_in: {e}")))?;
-    let minted = state
-        .tokens
-        .create(&body.owner, &scopes, body.name.as_deref(), expires_in)
-        .await?;
+    let owners = body
+        .owners
+        .as_ref()
+        .map(|o| -> Result<BTreeSet<String>, ApiError> {
+            let owners: BTreeSet<String> = o.iter().cloned().collect();
+            check_owners(&owners).map_err(ApiError::InvalidRequest)?;
+            Ok(owners)
+        })
+        .transpose()?;
+    let new = NewToken::new(body.owner.clone(), scopes)
+        .name(body.name.clone())
+        .expires_in(expires_in)
+        .owners(owners);
+    let minted = state.tokens.create(&new, &caller.actor()).await?;
     Ok(HttpResponse::Created().json(minted))
 }
 
@@ -120,12 +138,12 @@ pub(crate) async fn list(
 )]
 #[delete("/v1/tokens/{id}", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn revoke(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("token not found"))?;
-    if state.tokens.revoke(id).await? {
+    if state.tokens.revoke(id, &caller.actor()).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::not_found("token not found or already revoked"))

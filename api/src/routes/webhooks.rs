@@ -82,7 +82,7 @@ impl WebhookBody {
 )]
 #[post("/v1/admin/webhooks", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn create(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<WebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -102,7 +102,7 @@ pub(crate) async fn create(
         ));
     }
     let (endpoint, secret) = WebhookStore::new(state.pool.clone())
-        .create(&url, &events, description.as_deref())
+        .create(&url, &events, description.as_deref(), &caller.actor())
         .await?;
     Ok(HttpResponse::Created().json(WebhookBody::of(endpoint, Some(secret))))
 }
@@ -166,12 +166,15 @@ pub(crate) async fn show(
 )]
 #[delete("/v1/admin/webhooks/{id}", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn remove(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint_id(&id)?;
-    match WebhookStore::new(state.pool.clone()).delete(id).await? {
+    match WebhookStore::new(state.pool.clone())
+        .delete(id, &caller.actor())
+        .await?
+    {
         true => Ok(HttpResponse::NoContent().finish()),
         false => Err(ApiError::not_found("no such webhook")),
     }
@@ -191,7 +194,7 @@ pub(crate) async fn remove(
 )]
 #[post("/v1/admin/webhooks/{id}/retry", wrap = "from_fn(auth::admin)")]
 pub(crate) async fn retry(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -200,7 +203,7 @@ pub(crate) async fn retry(
     if store.get(id).await?.is_none() {
         return Err(ApiError::not_found("no such webhook"));
     }
-    let retried = store.retry_dead(Some(id)).await?;
+    let retried = store.retry_dead(Some(id), &caller.actor()).await?;
     Ok(HttpResponse::Ok().json(json!({"retried": retried})))
 }
 

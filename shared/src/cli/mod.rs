@@ -1,8 +1,10 @@
 //! Subcommands both binaries share (the contract's "Commands"): `migrate`,
-//! `queue stats|dead [--retry]` and `webhooks stats|dead [--retry]`. Each binary flattens [`SharedCommand`] into
+//! `queue stats|dead [--retry]`, `webhooks stats|dead [--retry]` and
+//! `owner show OWNER`. Each binary flattens [`SharedCommand`] into
 //! its own subcommand enum; `token create|list|revoke` joins it as a variant
 //! of its own (a `cli/token.rs`).
 
+pub mod owner;
 pub mod queue;
 pub mod token;
 pub mod webhooks;
@@ -27,6 +29,9 @@ pub enum SharedCommand {
     /// Mint, list and revoke API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Owners' quotas and usage.
+    #[command(subcommand)]
+    Owner(owner::OwnerCommand),
 }
 
 /// Why a shared subcommand failed.
@@ -57,6 +62,7 @@ impl SharedCommand {
         self.run(
             config.database_url.as_deref(),
             config.db_pool_size,
+            &config.quotas,
             &mut out,
         )
         .await?;
@@ -64,11 +70,13 @@ impl SharedCommand {
         Ok(())
     }
 
-    /// Runs the subcommand against `database_url`, writing to `out`.
+    /// Runs the subcommand against `database_url` (with the configured
+    /// `quotas`, for `owner show`), writing to `out`.
     pub async fn run(
         self,
         database_url: Option<&str>,
         pool_size: usize,
+        quotas: &db::Quotas,
         out: &mut (dyn Write + Send),
     ) -> Result<(), CliError> {
         let url = database_url.ok_or(CliError::NoDatabaseUrl)?;
@@ -89,6 +97,10 @@ impl SharedCommand {
             SharedCommand::Token(command) => {
                 let pool = db::connect(url, pool_size.min(2))?;
                 command.run(&pool, out).await
+            }
+            SharedCommand::Owner(command) => {
+                let pool = db::connect(url, pool_size.min(2))?;
+                command.run(&pool, quotas, out).await
             }
         }
     }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use deadpool_postgres::Pool;
 
 use super::CliError;
-use crate::db::DeleteQueue;
+use crate::db::{Actor, DeleteQueue};
 
 /// `queue ...`.
 #[derive(Debug, Clone, Subcommand)]
@@ -69,7 +69,7 @@ impl QueueCommand {
                     }
                 }
                 if retry {
-                    let n = queue.retry_dead(None).await?;
+                    let n = queue.retry_dead(None, &Actor::cli()).await?;
                     writeln!(out, "retried {n}")?;
                 }
             }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::CliError;
 use crate::{
     config::parse_duration,
-    tokens::{parse_scopes, TokenStore},
+    db::Actor,
+    tokens::{parse_owners, parse_scopes, NewToken, TokenStore},
 };
 
 /// Token administration.
@@ -29,6 +30,10 @@ pub enum TokenCommand {
         /// Lifetime, e.g. `30d` (default: never expires).
         #[arg(long, value_parser = parse_duration)]
         expires_in: Option<std::time::Duration>,
+        /// Comma-separated owners a consume token acts for (default: every
+        /// owner).
+        #[arg(long, value_parser = parse_owners)]
+        owners: Option<std::collections::BTreeSet<String>>,
     },
     /// List tokens (never their secrets), as JSON lines.
     List,
@@ -49,10 +54,13 @@ impl TokenCommand {
                 scopes,
                 name,
                 expires_in,
+                owners,
             } => {
-                let minted = tokens
-                    .create(&owner, &scopes, name.as_deref(), expires_in)
-                    .await?;
+                let new = NewToken::new(owner.clone(), scopes.clone())
+                    .name(name)
+                    .expires_in(expires_in)
+                    .owners(owners);
+                let minted = tokens.create(&new, &Actor::cli()).await?;
                 let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
                 writeln!(
                     out,
@@ -68,7 +76,7 @@ impl TokenCommand {
                 }
             }
             TokenCommand::Revoke { id } => {
-                if !tokens.revoke(id).await? {
+                if !tokens.revoke(id, &Actor::cli()).await? {
                     return Err(CliError::NotFound(format!(
                         "token {id} (unknown or already revoked)"
                     )));

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use deadpool_postgres::Pool;
 
 use super::CliError;
-use crate::db::WebhookStore;
+use crate::db::{Actor, WebhookStore};
 
 /// `webhooks ...`.
 #[derive(Debug, Clone, Subcommand)]
@@ -74,7 +74,7 @@ impl WebhooksCommand {
                     }
                 }
                 if retry {
-                    let n = store.retry_dead(None).await?;
+                    let n = store.retry_dead(None, &Actor::cli()).await?;
                     writeln!(out, "retried {n}")?;
                 }
             }

@@ -61,6 +61,12 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// `CLAIMCHECK_EVENT_RETENTION`: how long delivered events are kept.
     pub event_retention: Duration,
+    /// `CLAIMCHECK_QUOTA_BYTES`, `CLAIMCHECK_DAILY_UPLOAD_BYTES`,
+    /// `CLAIMCHECK_DAILY_UPLOADS` (0: none).
+    pub quotas: crate::db::Quotas,
+    /// `CLAIMCHECK_AUDIT_RETENTION`: how long audit rows (and daily usage
+    /// rows) are kept.
+    pub audit_retention: Duration,
     /// `CLAIMCHECK_DELETE_BATCH`.
     pub delete_batch: u32,
     /// `CLAIMCHECK_DELETE_CONCURRENCY`.
@@ -196,6 +202,12 @@ impl Config {
             webhook_max_attempts: env.parse("CLAIMCHECK_WEBHOOK_MAX_ATTEMPTS", "12")?,
             webhook_timeout: env.duration("CLAIMCHECK_WEBHOOK_TIMEOUT", "10s")?,
             event_retention: env.duration("CLAIMCHECK_EVENT_RETENTION", "7d")?,
+            quotas: crate::db::Quotas {
+                bytes: env.size("CLAIMCHECK_QUOTA_BYTES", "0")?,
+                daily_bytes: env.size("CLAIMCHECK_DAILY_UPLOAD_BYTES", "0")?,
+                daily_uploads: env.parse("CLAIMCHECK_DAILY_UPLOADS", "0")?,
+            },
+            audit_retention: env.duration("CLAIMCHECK_AUDIT_RETENTION", "365d")?,
             delete_batch: env.parse("CLAIMCHECK_DELETE_BATCH", "100")?,
             delete_concurrency: env.parse("CLAIMCHECK_DELETE_CONCURRENCY", "8")?,
             sweep_interval: env.duration("CLAIMCHECK_SWEEP_INTERVAL", "60s")?,

@@ -16,6 +16,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
+    audit_log::{self, Actor, AuditAction},
     events::{key_events, EventType},
     secs, DbError,
 };
@@ -316,17 +317,32 @@ impl DeleteQueue {
 
     /// Puts dead rows back in the queue with a fresh attempt count: those in
     /// `ids`, or every dead row when `ids` is `None`. Returns how many.
+    /// Recorded in the audit log when there were any.
     #[tracing::instrument(name = "db.retry_dead", skip_all)]
-    pub async fn retry_dead(&self, ids: Option<&[i64]>) -> Result<u64, DbError> {
-        let client = self.pool.get().await?;
-        Ok(client
+    pub async fn retry_dead(&self, ids: Option<&[i64]>, actor: &Actor) -> Result<u64, DbError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
             .execute(
                 "UPDATE claimcheck.pending_deletes
                     SET dead_at = NULL, attempts = 0, next_attempt_at = now()
                   WHERE dead_at IS NOT NULL AND ($1::bigint[] IS NULL OR id = ANY($1))",
                 &[&ids],
             )
-            .await?)
+            .await?;
+        if n > 0 {
+            let detail = serde_json::json!({ "rows": n, "ids": ids });
+            audit_log::append_in(
+                &*tx,
+                actor,
+                AuditAction::DeadDeletesRetried,
+                "delete_queue",
+                detail,
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(n)
     }
 
     /// Dead rows, oldest first, with the time each died.

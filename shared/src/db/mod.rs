@@ -6,7 +6,9 @@
 //! `schedule_delete`), [`deletes`] (`pending_deletes`), [`tokens`]
 //! (`api_tokens`), [`tails`] (`upload_tails`, and the commit of an
 //! append), [`events`] (`events`, the outbox), [`webhooks`]
-//! (`webhook_endpoints`, `webhook_deliveries`), [`settings`]; [`listen`] is the LISTEN connection. Code
+//! (`webhook_endpoints`, `webhook_deliveries`), [`owners`] (`owner_quotas`,
+//! `owner_daily_usage`), [`audit_log`] (`audit_log`), [`settings`];
+//! [`listen`] is the LISTEN connection. Code
 //! outside calls their functions and never holds a statement or drives a
 //! transaction itself (except [`crate::files::Files`], which works inside
 //! its caller's transaction, through [`ObjectRegistry`]).
@@ -32,11 +34,13 @@
 //! return what happened (an outcome enum), not just "ok". No transaction is
 //! ever held open across object-store I/O.
 
+pub mod audit_log;
 pub mod claims;
 pub mod deletes;
 pub mod events;
 pub mod listen;
 pub mod objects;
+pub mod owners;
 pub mod parts;
 pub mod settings;
 pub mod tails;
@@ -49,10 +53,12 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 
+pub use audit_log::{Actor, ActorKind, AuditAction, AuditEntry, AuditLog, AuditQuery};
 pub use claims::ClaimStore;
 pub use deletes::DeleteQueue;
 pub use events::{Event, EventStore, EventType};
-pub use objects::{ConsumeError, ObjectRegistry, ScheduleError};
+pub use objects::{Adopter, ConsumeError, ObjectRegistry, ScheduleError};
+pub use owners::{OwnerQuota, Owners, Quota, QuotaChange, QuotaExceeded, QuotaOverrides, Quotas};
 pub use parts::PartStore;
 pub use tails::{AppendCommit, Committed, TailStore};
 pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};

@@ -1,15 +1,20 @@
 //! `claimcheck.api_tokens`: the statements on tokens. What a token is
 //! (minting, hashing, scopes) is [`crate::tokens`].
 
-use std::{collections::BTreeSet, str::FromStr, time::Duration};
+use std::str::FromStr;
 
 use chrono::Utc;
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{secs, DbError};
-use crate::tokens::{hash, looks_like_a_token, new_secret, MintedToken, Scope, TokenInfo};
+use super::{
+    audit_log::{self, Actor, AuditAction},
+    secs, DbError,
+};
+use crate::tokens::{
+    hash, looks_like_a_token, new_secret, Authentication, MintedToken, NewToken, Scope, TokenInfo,
+};
 
 /// Tokens in PostgreSQL.
 #[derive(Clone, Debug)]
@@ -18,7 +23,8 @@ pub struct TokenStore {
 }
 
 /// The columns [`info_from_row`] reads.
-const COLUMNS: &str = "id, owner, scopes, name, created_at, expires_at, revoked_at, last_used_at";
+const COLUMNS: &str =
+    "id, owner, scopes, name, created_at, expires_at, revoked_at, last_used_at, owners";
 
 impl TokenStore {
     /// A store over `pool`.
@@ -26,53 +32,71 @@ impl TokenStore {
         Self { pool }
     }
 
-    /// Mints a token for `owner` with `scopes`, valid for `expires_in` (or forever).
-    pub async fn create(
-        &self,
-        owner: &str,
-        scopes: &BTreeSet<Scope>,
-        name: Option<&str>,
-        expires_in: Option<Duration>,
-    ) -> Result<MintedToken, DbError> {
+    /// Mints a token, and records who minted it in the audit log in the
+    /// same transaction.
+    pub async fn create(&self, new: &NewToken, actor: &Actor) -> Result<MintedToken, DbError> {
         let (token, hashed) = new_secret();
-        let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-        let client = self.pool.get().await?;
-        let row = client
+        let scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
+        let owners: Option<Vec<&String>> = new.owners.as_ref().map(|o| o.iter().collect());
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_one(
                 &format!(
-                    "INSERT INTO claimcheck.api_tokens (id, token_sha256, owner, scopes, name, expires_at)
-                     VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
+                    "INSERT INTO claimcheck.api_tokens
+                            (id, token_sha256, owner, scopes, name, expires_at, owners)
+                     VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
                      RETURNING {COLUMNS}"
                 ),
-                &[&Uuid::now_v7(), &hashed, &owner, &scopes, &name, &expires_in.map(secs)],
+                &[
+                    &Uuid::now_v7(),
+                    &hashed,
+                    &new.owner,
+                    &scopes,
+                    &new.name,
+                    &new.expires_in.map(secs),
+                    &owners,
+                ],
             )
             .await?;
-        Ok(MintedToken {
-            token,
-            info: info_from_row(&row)?,
-        })
+        let info = info_from_row(&row)?;
+        let detail = serde_json::json!({
+            "owner": info.owner, "scopes": info.scopes, "name": info.name,
+            "expires_at": info.expires_at, "owners": info.owners,
+        });
+        let target = info.id.to_string();
+        audit_log::append_in(&*tx, actor, AuditAction::TokenMinted, &target, detail).await?;
+        tx.commit().await?;
+        Ok(MintedToken { token, info })
     }
 
-    /// The token a raw secret stands for, if it is known, unexpired and not
-    /// revoked. Records its use at most once a minute, so a busy client does
-    /// not turn every request into a write.
-    pub async fn authenticate(&self, raw: &str) -> Result<Option<TokenInfo>, DbError> {
+    /// What a raw secret stands for. Records a valid token's use at most
+    /// once a minute, so a busy client does not turn every request into a
+    /// write.
+    pub async fn authenticate(&self, raw: &str) -> Result<Authentication, DbError> {
         if !looks_like_a_token(raw) {
-            return Ok(None);
+            return Ok(Authentication::Unknown);
         }
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT {COLUMNS} FROM claimcheck.api_tokens
-                      WHERE token_sha256 = $1 AND revoked_at IS NULL
-                        AND (expires_at IS NULL OR expires_at > now())"
+                    "SELECT {COLUMNS}, expires_at <= now() AS expired
+                       FROM claimcheck.api_tokens WHERE token_sha256 = $1"
                 ),
                 &[&hash(raw)],
             )
             .await?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = row else {
+            return Ok(Authentication::Unknown);
+        };
         let info = info_from_row(&row)?;
+        if info.revoked_at.is_some() {
+            return Ok(Authentication::Revoked(info));
+        }
+        if row.try_get::<_, Option<bool>>("expired")? == Some(true) {
+            return Ok(Authentication::Expired(info));
+        }
         let stale = info
             .last_used_at
             .is_none_or(|t| Utc::now().signed_duration_since(t).num_seconds() >= 60);
@@ -85,7 +109,7 @@ impl TokenStore {
                 )
                 .await?;
         }
-        Ok(Some(info))
+        Ok(Authentication::Valid(info))
     }
 
     /// Every token, newest first.
@@ -100,15 +124,24 @@ impl TokenStore {
         rows.iter().map(info_from_row).collect()
     }
 
-    /// Revokes a token. False when there is no such token or it was already revoked.
-    pub async fn revoke(&self, id: Uuid) -> Result<bool, DbError> {
-        let client = self.pool.get().await?;
-        let n = client
+    /// Revokes a token, and records who revoked it in the audit log in the
+    /// same transaction. False when there is no such token or it was
+    /// already revoked.
+    pub async fn revoke(&self, id: Uuid, actor: &Actor) -> Result<bool, DbError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
             .execute(
                 "UPDATE claimcheck.api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
                 &[&id],
             )
             .await?;
+        if n == 1 {
+            let target = id.to_string();
+            let detail = serde_json::json!({});
+            audit_log::append_in(&*tx, actor, AuditAction::TokenRevoked, &target, detail).await?;
+            tx.commit().await?;
+        }
         Ok(n == 1)
     }
 }
@@ -127,5 +160,8 @@ fn info_from_row(row: &Row) -> Result<TokenInfo, DbError> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        owners: row
+            .try_get::<_, Option<Vec<String>>>("owners")?
+            .map(|o| o.into_iter().collect()),
     })
 }

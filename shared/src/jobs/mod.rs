@@ -17,6 +17,7 @@ pub mod backoff;
 pub mod delete_worker;
 pub mod liveness;
 pub mod reaper;
+pub mod retention;
 pub mod sweeper;
 pub mod webhooks;
 
@@ -62,6 +63,8 @@ pub struct JobSettings {
     pub webhook_timeout: Duration,
     /// How long delivered events are kept.
     pub event_retention: Duration,
+    /// How long audit rows and daily usage rows are kept.
+    pub audit_retention: Duration,
     /// Store calls in flight per process (`CLAIMCHECK_DELETE_CONCURRENCY`).
     pub concurrency: usize,
     /// First retry delay (`CLAIMCHECK_DELETE_BACKOFF_BASE`).
@@ -114,6 +117,7 @@ impl JobSettings {
             webhook_max_attempts: config.webhook_max_attempts,
             webhook_timeout: config.webhook_timeout,
             event_retention: config.event_retention,
+            audit_retention: config.audit_retention,
             concurrency: usize::try_from(config.delete_concurrency).unwrap_or(1),
             backoff_base: config.delete_backoff_base,
             backoff_max: config.delete_backoff_max,
@@ -201,7 +205,8 @@ impl JobContext {
     }
 }
 
-/// Runs every job loop (delete worker, webhooks, sweeper, reaper, gauges) until
+/// Runs every job loop (delete worker, webhooks, sweeper, reaper, retention,
+/// gauges) until
 /// `cancel` fires, then lets each finish or hand back its work within
 /// [`JobSettings::shutdown_timeout`].
 pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
@@ -214,6 +219,7 @@ pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToke
         tokio::spawn(webhooks::run(ctx.clone(), database_url, cancel.clone())),
         tokio::spawn(sweeper::run(ctx.clone(), cancel.clone())),
         tokio::spawn(reaper::run(ctx.clone(), cancel.clone())),
+        tokio::spawn(retention::run(ctx.clone(), cancel.clone())),
         tokio::spawn(refresh_gauges(ctx, cancel)),
     ];
     for task in tasks {

@@ -64,6 +64,8 @@ impl Uploads {
             concat: Some(Concat::Final),
         });
         new.fingerprint = request_fingerprint(&new, "concatenate");
+        // The partials' bytes become the final's: held once, not twice.
+        new.releases = partials.iter().map(|c| c.id).collect();
         let claim = match self
             .start_chunked(new, &content_type, idempotency_key)
             .await?

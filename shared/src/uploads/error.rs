@@ -62,6 +62,9 @@ pub enum UploadError {
         /// The cap.
         max: u32,
     },
+    /// The start would take the owner past a quota (nothing was created).
+    #[error(transparent)]
+    QuotaExceeded(crate::db::QuotaExceeded),
     /// PostgreSQL or the object store cannot be reached.
     #[error("{0}")]
     Unavailable(String),
@@ -112,9 +115,12 @@ impl From<crate::store::LayoutError> for UploadError {
 impl From<crate::db::claims::CreateError> for UploadError {
     fn from(e: crate::db::claims::CreateError) -> Self {
         match e {
-            crate::db::claims::CreateError::TooManyPending { max } => {
-                UploadError::TooManyPending { max }
-            }
+            crate::db::claims::CreateError::Refused(refused) => match refused.quota {
+                crate::db::Quota::Pending => UploadError::TooManyPending {
+                    max: refused.limit.min(u64::from(u32::MAX)) as u32,
+                },
+                _ => UploadError::QuotaExceeded(refused),
+            },
             crate::db::claims::CreateError::KeyReused => UploadError::Conflict(
                 "this idempotency key was used for a different request".into(),
             ),

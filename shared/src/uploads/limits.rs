@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::UploadError;
 use crate::{
     config::Config,
+    db::{claims::Caps, Quotas},
     input,
     media_type::MediaType,
     store::{MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE},
@@ -17,6 +18,9 @@ pub struct Limits {
     pub max_upload_size: u64,
     /// Pending uploads per owner.
     pub max_pending_per_owner: u32,
+    /// Bytes held and started per day, per owner (owners' overrides are in
+    /// the database).
+    pub quotas: Quotas,
     /// Default part size, bytes.
     pub part_size: u64,
     /// Pending claim lifetime after the last progress.
@@ -37,6 +41,7 @@ impl Limits {
         Self {
             max_upload_size: config.max_upload_size,
             max_pending_per_owner: config.max_pending_per_owner,
+            quotas: config.quotas,
             part_size: config.part_size,
             claim_ttl: config.claim_ttl,
             unconsumed_ttl: config.unconsumed_ttl,
@@ -46,6 +51,14 @@ impl Limits {
             },
             key_prefix: config.key_prefix.clone(),
             presign_ttl: config.presign_ttl,
+        }
+    }
+
+    /// What a start may take: the in-flight cap and the quotas.
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_pending: self.max_pending_per_owner,
+            quotas: self.quotas,
         }
     }
 

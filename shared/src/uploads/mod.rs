@@ -34,7 +34,7 @@ pub use single::SingleUpload;
 
 use crate::{
     db::{
-        claims::{request_fingerprint, NewClaim, Transition},
+        claims::{request_fingerprint, CreateError, Created, NewClaim, Transition},
         deletes::NewDelete,
         ClaimStore, DeleteQueue, PartStore, TailStore,
     },
@@ -70,6 +70,8 @@ pub struct Uploads {
     queue: DeleteQueue,
     store: Arc<dyn ObjectStore>,
     limits: Arc<Limits>,
+    /// `claimcheck_quota_refusals_total`, when counted.
+    refusals: Option<prometheus::IntCounterVec>,
 }
 
 impl Uploads {
@@ -82,6 +84,36 @@ impl Uploads {
             queue: DeleteQueue::new(pool),
             store,
             limits: Arc::new(limits),
+            refusals: None,
+        }
+    }
+
+    /// Counts starts refused by a quota in `counter` (labelled by quota).
+    pub fn counting_refusals(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.refusals = Some(counter);
+        self
+    }
+
+    /// Creates a claim (or finds the one its idempotency key made) within
+    /// the owner's cap and quotas, counting a refusal.
+    async fn create_claim(
+        &self,
+        new: &NewClaim,
+        idempotency_key: Option<&str>,
+    ) -> Result<Created, UploadError> {
+        let caps = self.limits.caps();
+        match self
+            .claims
+            .create_idempotent(new, &caps, idempotency_key)
+            .await
+        {
+            Err(CreateError::Refused(refused)) => {
+                if let Some(counter) = &self.refusals {
+                    counter.with_label_values(&[refused.quota.as_str()]).inc();
+                }
+                Err(CreateError::Refused(refused).into())
+            }
+            other => Ok(other?),
         }
     }
 
@@ -195,6 +227,7 @@ impl Uploads {
             ttl: self.limits.claim_ttl,
             resumable: None,
             fingerprint: String::new(),
+            releases: Vec::new(),
         };
         let kind = if new.parts.is_some() {
             "multipart"

@@ -102,10 +102,7 @@ impl Uploads {
         content_type: &str,
         idempotency_key: Option<&str>,
     ) -> Result<Started, UploadError> {
-        let created = self
-            .claims
-            .create_idempotent(&new, self.limits.max_pending_per_owner, idempotency_key)
-            .await?;
+        let created = self.create_claim(&new, idempotency_key).await?;
         match created {
             // No session for 0 bytes: see `empty`.
             Created::New(claim) if is_empty_chunked(&claim) => Ok(Started::Created(claim)),

@@ -53,12 +53,7 @@ impl Uploads {
         let (len, content_type) = self.check_single(&req)?;
         let new = self.new_claim(owner, &req.filename, &content_type, len, req.public, None);
         let created = self
-            .claims
-            .create_idempotent(
-                &new,
-                self.limits.max_pending_per_owner,
-                req.idempotency_key.as_deref(),
-            )
+            .create_claim(&new, req.idempotency_key.as_deref())
             .await?;
         let claim = match created {
             Created::New(claim) => claim,

@@ -6,9 +6,9 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use claimcheck::{
     db::{
-        claims::{CreateError, NewClaim, Transition},
+        claims::{Caps, CreateError, NewClaim, Transition},
         objects::ConsumeError,
-        ClaimStore, DeleteQueue, ObjectRegistry,
+        Adopter, ClaimStore, DeleteQueue, ObjectRegistry, Quota,
     },
     domain::{object_key, ClaimStatus, DeleteReason},
 };
@@ -31,6 +31,15 @@ fn new_claim(owner: &str, ttl: Duration) -> NewClaim {
         ttl,
         resumable: None,
         fingerprint: "single a.bin".into(),
+        releases: Vec::new(),
+    }
+}
+
+/// A cap of `max_pending` and no quotas.
+fn caps(max_pending: u32) -> Caps {
+    Caps {
+        max_pending,
+        quotas: Default::default(),
     }
 }
 
@@ -51,28 +60,33 @@ async fn fifty_concurrent_creates_never_overshoot_a_cap_of_ten() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.create(&new_claim("owner-1", DAY), 10).await })
+            tokio::spawn(async move { store.create(&new_claim("owner-1", DAY), &caps(10)).await })
         })
         .collect();
     let (mut created, mut refused) = (0, 0);
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => created += 1,
-            Err(CreateError::TooManyPending { max: 10 }) => refused += 1,
+            Err(CreateError::Refused(r)) if r.quota == Quota::Pending && r.limit == 10 => {
+                refused += 1
+            }
             Err(e) => panic!("unexpected: {e}"),
         }
     }
     assert_eq!((created, refused), (10, 40));
     assert_eq!(store.count_pending_by_owner("owner-1").await.unwrap(), 10);
     // Another owner is not affected by owner-1's cap.
-    store.create(&new_claim("owner-2", DAY), 10).await.unwrap();
+    store
+        .create(&new_claim("owner-2", DAY), &caps(10))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn mark_uploaded_tells_the_loser_what_happened() {
     let db = TestDb::new().await;
     let store = ClaimStore::new(db.pool.clone());
-    let claim = store.create(&new_claim("o", DAY), 10).await.unwrap();
+    let claim = store.create(&new_claim("o", DAY), &caps(10)).await.unwrap();
     assert_eq!(claim.status, ClaimStatus::Pending);
     assert!(store.set_upload_id(claim.id, "mp-1").await.unwrap());
     assert!(
@@ -104,7 +118,7 @@ async fn mark_uploaded_tells_the_loser_what_happened() {
     );
 
     let expired = store
-        .create(&new_claim("o", Duration::from_millis(1)), 10)
+        .create(&new_claim("o", Duration::from_millis(1)), &caps(10))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -127,7 +141,10 @@ async fn mark_uploaded_races_two_sweepers_with_one_winner_per_claim() {
     let store = ClaimStore::new(db.pool.clone());
     let mut ids = Vec::new();
     for i in 0..120u64 {
-        let c = store.create(&new_claim("o", DAY), 1000).await.unwrap();
+        let c = store
+            .create(&new_claim("o", DAY), &caps(1000))
+            .await
+            .unwrap();
         store.set_upload_id(c.id, &format!("mp-{i}")).await.unwrap();
         ids.push(c.id);
     }
@@ -233,7 +250,10 @@ async fn consume_races_the_unconsumed_sweep_with_one_winner_per_claim() {
     let store = ClaimStore::new(db.pool.clone());
     let mut keys = Vec::new();
     for _ in 0..100 {
-        let c = store.create(&new_claim("o", DAY), 1000).await.unwrap();
+        let c = store
+            .create(&new_claim("o", DAY), &caps(1000))
+            .await
+            .unwrap();
         store
             .mark_uploaded(c.id, None, Some(Duration::ZERO))
             .await
@@ -247,7 +267,14 @@ async fn consume_races_the_unconsumed_sweep_with_one_winner_per_claim() {
             let mut consumed = Vec::new();
             for key in keys {
                 let mut tx = client.transaction().await.unwrap();
-                match ObjectRegistry::consume_in(&mut tx, "o", std::slice::from_ref(&key)).await {
+                match ObjectRegistry::consume_in(
+                    &mut tx,
+                    &Adopter::default(),
+                    "o",
+                    std::slice::from_ref(&key),
+                )
+                .await
+                {
                     Ok(objects) => {
                         assert_eq!(objects.len(), 1);
                         tx.commit().await.unwrap();
@@ -291,14 +318,14 @@ async fn consume_races_the_unconsumed_sweep_with_one_winner_per_claim() {
 async fn consume_is_all_or_nothing_and_names_what_is_missing() {
     let db = TestDb::new().await;
     let store = ClaimStore::new(db.pool.clone());
-    let uploaded = store.create(&new_claim("o", DAY), 10).await.unwrap();
+    let uploaded = store.create(&new_claim("o", DAY), &caps(10)).await.unwrap();
     store
         .mark_uploaded(uploaded.id, Some("ff"), None)
         .await
         .unwrap();
-    let pending = store.create(&new_claim("o", DAY), 10).await.unwrap();
+    let pending = store.create(&new_claim("o", DAY), &caps(10)).await.unwrap();
     let theirs = store
-        .create(&new_claim("someone-else", DAY), 10)
+        .create(&new_claim("someone-else", DAY), &caps(10))
         .await
         .unwrap();
     store.mark_uploaded(theirs.id, None, None).await.unwrap();
@@ -312,7 +339,7 @@ async fn consume_is_all_or_nothing_and_names_what_is_missing() {
         "nope".into(),
     ];
     let Err(ConsumeError::Missing(mut missing)) =
-        ObjectRegistry::consume_in(&mut tx, "o", &keys).await
+        ObjectRegistry::consume_in(&mut tx, &Adopter::default(), "o", &keys).await
     else {
         panic!("consume must refuse");
     };
@@ -321,10 +348,14 @@ async fn consume_is_all_or_nothing_and_names_what_is_missing() {
     expected.sort();
     assert_eq!(missing, expected);
     // The caller's transaction is still usable, and nothing was consumed.
-    let objects =
-        ObjectRegistry::consume_in(&mut tx, "o", &[uploaded.key.clone(), uploaded.key.clone()])
-            .await
-            .unwrap();
+    let objects = ObjectRegistry::consume_in(
+        &mut tx,
+        &Adopter::default(),
+        "o",
+        &[uploaded.key.clone(), uploaded.key.clone()],
+    )
+    .await
+    .unwrap();
     assert_eq!(objects.len(), 1, "keys are de-duplicated");
     assert_eq!(objects[0].sha256.as_deref(), Some("ff"));
     tx.rollback().await.unwrap();
@@ -339,18 +370,23 @@ async fn consume_is_all_or_nothing_and_names_what_is_missing() {
 async fn two_transactions_consuming_one_key_have_one_winner() {
     let db = TestDb::new().await;
     let store = ClaimStore::new(db.pool.clone());
-    let c = store.create(&new_claim("o", DAY), 10).await.unwrap();
+    let c = store.create(&new_claim("o", DAY), &caps(10)).await.unwrap();
     store.mark_uploaded(c.id, None, None).await.unwrap();
     let (mut a, mut b) = (db.client().await, db.client().await);
     let mut ta = a.transaction().await.unwrap();
-    ObjectRegistry::consume_in(&mut ta, "o", std::slice::from_ref(&c.key))
-        .await
-        .unwrap();
+    ObjectRegistry::consume_in(
+        &mut ta,
+        &Adopter::default(),
+        "o",
+        std::slice::from_ref(&c.key),
+    )
+    .await
+    .unwrap();
     let key = c.key.clone();
     // b blocks on a's row lock until a commits, then finds the claim gone.
     let b_task = tokio::spawn(async move {
         let mut tb = b.transaction().await.unwrap();
-        let r = ObjectRegistry::consume_in(&mut tb, "o", &[key]).await;
+        let r = ObjectRegistry::consume_in(&mut tb, &Adopter::default(), "o", &[key]).await;
         tb.commit().await.unwrap();
         r.map(|o| o.len())
     });
@@ -365,13 +401,18 @@ async fn two_transactions_consuming_one_key_have_one_winner() {
 async fn schedule_delete_moves_a_registry_row_to_the_queue() {
     let db = TestDb::new().await;
     let store = ClaimStore::new(db.pool.clone());
-    let c = store.create(&new_claim("o", DAY), 10).await.unwrap();
+    let c = store.create(&new_claim("o", DAY), &caps(10)).await.unwrap();
     store.mark_uploaded(c.id, None, None).await.unwrap();
     let mut client = db.client().await;
     let mut tx = client.transaction().await.unwrap();
-    ObjectRegistry::consume_in(&mut tx, "o", std::slice::from_ref(&c.key))
-        .await
-        .unwrap();
+    ObjectRegistry::consume_in(
+        &mut tx,
+        &Adopter::default(),
+        "o",
+        std::slice::from_ref(&c.key),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let registry = ObjectRegistry::new(db.pool.clone());
@@ -380,7 +421,7 @@ async fn schedule_delete_moves_a_registry_row_to_the_queue() {
         "a.bin"
     );
     let tx = client.transaction().await.unwrap();
-    ObjectRegistry::schedule_delete_in(&tx, &c.key, DeleteReason::Deleted)
+    ObjectRegistry::schedule_delete_in(&tx, &Adopter::default(), &c.key, DeleteReason::Deleted)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -388,7 +429,13 @@ async fn schedule_delete_moves_a_registry_row_to_the_queue() {
     assert_eq!(queued_keys(&db).await, [c.key]);
 
     let tx = client.transaction().await.unwrap();
-    let refused = ObjectRegistry::schedule_delete_in(&tx, "x", DeleteReason::ClaimExpired).await;
+    let refused = ObjectRegistry::schedule_delete_in(
+        &tx,
+        &Adopter::default(),
+        "x",
+        DeleteReason::ClaimExpired,
+    )
+    .await;
     assert!(
         refused.is_err(),
         "business code queues only replaced/deleted"

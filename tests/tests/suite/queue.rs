@@ -157,7 +157,13 @@ async fn dead_rows_are_kept_and_can_be_retried() {
     assert_eq!(dead[0].0.last_error.as_deref(), Some("AccessDenied"));
     assert_eq!(queue.stats().await.unwrap().dead, 1);
 
-    assert_eq!(queue.retry_dead(None).await.unwrap(), 1);
+    assert_eq!(
+        queue
+            .retry_dead(None, &claimcheck::db::Actor::cli())
+            .await
+            .unwrap(),
+        1
+    );
     let back = queue.lease(10, LONG, 12).await.unwrap();
     assert_eq!(back.rows.len(), 1);
     assert_eq!(

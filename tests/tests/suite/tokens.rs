@@ -1,7 +1,10 @@
 //! Tokens: minted by either binary's `token` subcommand, expired, revoked,
 //! and their last use recorded at most once a minute.
 
-use claimcheck::tokens::{parse_scopes, TokenStore};
+use claimcheck::{
+    db::Actor,
+    tokens::{parse_scopes, NewToken, TokenStore},
+};
 use claimcheck_tests::{
     app::{Store, TestApp},
     binary,
@@ -62,7 +65,10 @@ async fn expired_tokens_are_refused_and_use_is_recorded_once_a_minute() {
     let app = TestApp::spawn(Store::Fs).await;
     let store = TokenStore::new(app.db.pool.clone());
     let minted = store
-        .create("dave", &parse_scopes("upload").unwrap(), None, None)
+        .create(
+            &NewToken::new("dave", parse_scopes("upload").unwrap()),
+            &Actor::cli(),
+        )
         .await
         .unwrap();
     let get = || {

@@ -41,7 +41,7 @@ pub fn jobs(
 pub async fn register(db: &TestDb, url: &str, events: &[&str]) -> String {
     let events: Vec<String> = events.iter().map(|e| e.to_string()).collect();
     WebhookStore::new(db.pool.clone())
-        .create(url, &events, None)
+        .create(url, &events, None, &claimcheck::db::Actor::cli())
         .await
         .unwrap()
         .1

@@ -108,7 +108,7 @@ pub struct DownloadUrl {
 )]
 #[post("/v1/objects/url", wrap = "from_fn(auth::consume)")]
 pub(crate) async fn download_url(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<DownloadUrlRequest>,
@@ -137,6 +137,8 @@ pub(crate) async fn download_url(
     let object = ObjectRegistry::new(state.pool.clone())
         .get(&key)
         .await?
+        // An owner-bound token sees another owner's object as unknown.
+        .filter(|o| caller.acts_for(&o.owner))
         .ok_or_else(|| ApiError::not_found("no live object with this key"))?;
     let response = DownloadResponse::new(Some(&object.content_type), download_filename.as_deref());
     let presigned = state

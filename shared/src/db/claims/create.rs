@@ -1,4 +1,4 @@
-//! Creating claims: the per-owner cap and the idempotency key.
+//! Creating claims: the per-owner cap, the quotas and the idempotency key.
 
 use std::time::Duration;
 
@@ -7,10 +7,11 @@ use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, COLUMNS};
 use crate::db::{
-    events::{claim_events, EventType},
+    events::{self, claim_events, EventType},
+    owners::{self, daily_charge, Charge, Quota, QuotaExceeded, Quotas},
     secs, DbError,
 };
-use crate::domain::Claim;
+use crate::domain::{Claim, Concat};
 
 /// A claim to create.
 #[derive(Debug, Clone)]
@@ -38,6 +39,43 @@ pub struct NewClaim {
     /// What the request asked for, as [`request_fingerprint`] writes it: an
     /// idempotency key is bound to it, so a retry must ask for the same.
     pub fingerprint: String,
+    /// Claims whose bytes this one takes over (a final upload's partials,
+    /// deleted once it is assembled): not counted twice against the byte
+    /// quota.
+    pub releases: Vec<Uuid>,
+}
+
+impl NewClaim {
+    /// What the claim takes of its owner's quotas. A tus upload counts as
+    /// one upload however it is sent: a partial counts its bytes but not as
+    /// an upload, the final made of partials counts as the upload but not
+    /// their bytes again. A deferred size counts its bytes on the day it is
+    /// declared; until then it holds the size limit.
+    fn charge(&self) -> Charge {
+        let resumable = self.resumable.as_ref();
+        let concat = resumable.and_then(|r| r.concat);
+        let deferred = resumable.is_some_and(|r| r.length_deferred);
+        let size = self.size.max(0) as u64;
+        Charge {
+            held: size,
+            uploads: u64::from(concat != Some(Concat::Partial)),
+            bytes: if deferred || concat == Some(Concat::Final) {
+                0
+            } else {
+                size
+            },
+            releases: self.releases.clone(),
+        }
+    }
+}
+
+/// What a start may take: the in-flight cap and the quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Pending claims per owner.
+    pub max_pending: u32,
+    /// The configured quotas (owners' overrides are read with the usage).
+    pub quotas: Quotas,
 }
 
 /// A request's fingerprint: the kind of start and everything it declared.
@@ -76,12 +114,10 @@ pub enum CreateError {
     /// The idempotency key was used before for a different request.
     #[error("this Idempotency-Key was used for a different request")]
     KeyReused,
-    /// The owner already has `max` pending claims.
-    #[error("the owner already has {max} uploads in flight")]
-    TooManyPending {
-        /// The cap.
-        max: u32,
-    },
+    /// The owner's in-flight cap or a quota would be exceeded
+    /// ([`Quota::Pending`] for the cap).
+    #[error(transparent)]
+    Refused(QuotaExceeded),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -103,13 +139,9 @@ impl From<deadpool_postgres::PoolError> for CreateError {
 const OWNER_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || $1, 0))";
 
-/// The owner's pending claims, counted up to `$2` at most.
-const COUNT_PENDING: &str = "SELECT count(*) FROM (
-       SELECT 1 FROM claimcheck.upload_claims
-        WHERE owner = $1 AND status = 'pending' LIMIT $2) AS capped";
-
 fn insert_sql() -> String {
     let announced = claim_events("created", EventType::UploadCreated);
+    let charged = daily_charge("SELECT $3::text, $17::bigint, $18::bigint");
     format!(
         "WITH created AS (
          INSERT INTO claimcheck.upload_claims
@@ -119,20 +151,23 @@ fn insert_sql() -> String {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
                  now() + make_interval(secs => $10), $11, $12, $13, $14, $15, $16)
          RETURNING {COLUMNS}
-         ), announced AS ({announced})
+         ), announced AS ({announced}), charged AS ({charged})
          SELECT {COLUMNS} FROM created"
     )
 }
 
 impl ClaimStore {
-    /// Creates a pending claim, unless its owner already has `max_pending`.
+    /// Creates a pending claim, unless its owner already has
+    /// `caps.max_pending` or the claim would take the owner past a quota
+    /// ([`CreateError::Refused`]; a quota's refusal is announced as a
+    /// `quota.exceeded` event).
     ///
     /// Count-then-insert races when many pods create claims for one owner at
     /// once, so both run in one transaction holding a transaction-level
     /// advisory lock on the owner: concurrent creations for the same owner
     /// queue up for a few microseconds, other owners are not affected.
-    pub async fn create(&self, new: &NewClaim, max_pending: u32) -> Result<Claim, CreateError> {
-        match self.create_idempotent(new, max_pending, None).await? {
+    pub async fn create(&self, new: &NewClaim, caps: &Caps) -> Result<Claim, CreateError> {
+        match self.create_idempotent(new, caps, None).await? {
             Created::New(claim) | Created::Existing(claim) => Ok(claim),
         }
     }
@@ -145,7 +180,7 @@ impl ClaimStore {
     pub async fn create_idempotent(
         &self,
         new: &NewClaim,
-        max_pending: u32,
+        caps: &Caps,
         idempotency_key: Option<&str>,
     ) -> Result<Created, CreateError> {
         let mut client = self.pool.get().await?;
@@ -161,15 +196,17 @@ impl ClaimStore {
                 return Ok(Created::Existing(claim));
             }
         }
-        // Counting stops at the cap: only "under or not" matters, and an
-        // owner near a large cap should not pay for counting all of it.
-        let count = tx.prepare_cached(COUNT_PENDING).await?;
-        let pending: i64 = tx
-            .query_one(&count, &[&new.owner, &i64::from(max_pending)])
-            .await?
-            .get(0);
-        if pending >= i64::from(max_pending) {
-            return Err(CreateError::TooManyPending { max: max_pending });
+        let charge = new.charge();
+        if let Err(refused) =
+            owners::check_in(&tx, &new.owner, caps.max_pending, &caps.quotas, &charge).await?
+        {
+            drop(tx);
+            if refused.quota != Quota::Pending {
+                let data = refused_json(&refused);
+                events::insert_in(&**client, EventType::QuotaExceeded, Some(&new.owner), &data)
+                    .await?;
+            }
+            return Err(CreateError::Refused(refused));
         }
         let (part_size, part_count) = new.parts.unzip();
         let insert = tx.prepare_cached(&insert_sql()).await?;
@@ -195,12 +232,24 @@ impl ClaimStore {
                     &resumable.is_some_and(|r| r.length_deferred),
                     &resumable.and_then(|r| r.metadata.as_deref()),
                     &resumable.and_then(|r| r.concat.map(|c| c.as_str())),
+                    &(charge.uploads as i64),
+                    &(charge.bytes as i64),
                 ],
             )
             .await?;
         tx.commit().await?;
         Ok(Created::New(claim_from_row(&row)?))
     }
+}
+
+/// A refusal as the `quota.exceeded` event carries it.
+fn refused_json(refused: &QuotaExceeded) -> serde_json::Value {
+    serde_json::json!({
+        "quota": refused.quota.as_str(),
+        "limit": refused.limit,
+        "usage": refused.usage,
+        "requested": refused.requested,
+    })
 }
 
 /// The owner's claim made with `key` in the last 24 hours, if any. An older

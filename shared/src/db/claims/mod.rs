@@ -24,7 +24,7 @@ mod lifecycle;
 mod resumable;
 mod sweep;
 mod writer;
-pub use create::{request_fingerprint, CreateError, Created, NewClaim};
+pub use create::{request_fingerprint, Caps, CreateError, Created, NewClaim};
 pub use writer::WriterLock;
 
 /// The columns [`claim_from_row`] reads, named one by one: a column added

@@ -4,7 +4,10 @@
 use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, COLUMNS};
-use crate::{db::DbError, domain::Claim};
+use crate::{
+    db::{owners::daily_charge, DbError},
+    domain::Claim,
+};
 
 impl ClaimStore {
     /// The claim with this id and the bytes received for it (its recorded
@@ -33,7 +36,9 @@ impl ClaimStore {
 
     /// Declares the size of a pending upload whose size was deferred, fenced
     /// to the holder of its writer lock. None when the lock was lost, the
-    /// claim left `pending`, or its size was declared already.
+    /// claim left `pending`, or its size was declared already. The size
+    /// counts against its owner's daily bytes now (a deferred start counted
+    /// none), in the same statement.
     #[tracing::instrument(name = "db.set_length", skip_all)]
     pub async fn set_length(
         &self,
@@ -43,11 +48,15 @@ impl ClaimStore {
         part_count: i32,
     ) -> Result<Option<Claim>, DbError> {
         let client = self.pool.get().await?;
+        let charged = daily_charge("SELECT d.owner, 0::bigint, d.size FROM declared d");
         let sql = format!(
-            "UPDATE claimcheck.upload_claims
-                SET size = $3, part_count = $4, length_deferred = false
-              WHERE id = $1 AND writer_token = $2 AND status = 'pending' AND length_deferred
-          RETURNING {COLUMNS}"
+            "WITH declared AS (
+                 UPDATE claimcheck.upload_claims
+                    SET size = $3, part_count = $4, length_deferred = false
+                  WHERE id = $1 AND writer_token = $2 AND status = 'pending' AND length_deferred
+              RETURNING {COLUMNS}
+             ), charged AS ({charged})
+             SELECT {COLUMNS} FROM declared"
         );
         client
             .query_opt(&sql, &[&id, &writer_token, &size, &part_count])

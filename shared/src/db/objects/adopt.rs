@@ -8,8 +8,40 @@ use std::{collections::BTreeSet, time::Duration};
 use tokio_postgres::{error::SqlState, GenericClient};
 
 use super::{object_from_row, ObjectRegistry, COLUMNS};
-use crate::db::{secs, DbError};
+use crate::db::{audit_log::Actor, secs, DbError};
 use crate::domain::{DeleteReason, RegistryObject};
+
+/// Who adopts, for the SQL functions: the audit log's actor and, for an
+/// owner-bound token, the owners it may act for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Adopter {
+    /// The audit log's actor; `None`: the SQL caller (`sql` and the
+    /// session's role), as for a direct call of the SQL functions.
+    pub actor: Option<Actor>,
+    /// The owners whose claims and objects it may touch; `None`: every
+    /// owner's. Another owner's key answers as an unknown one.
+    pub owners: Option<Vec<String>>,
+}
+
+impl Adopter {
+    /// `actor` acting for every owner.
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            actor: Some(actor),
+            owners: None,
+        }
+    }
+
+    /// Only for `owners` (`None`: every owner).
+    pub fn for_owners(mut self, owners: Option<Vec<String>>) -> Self {
+        self.owners = owners;
+        self
+    }
+
+    fn actor_json(&self) -> Option<serde_json::Value> {
+        self.actor.as_ref().map(Actor::to_json)
+    }
+}
 
 /// Why a consume consumed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +69,9 @@ pub enum ScheduleError {
     /// expires.
     #[error("{0}")]
     LiveClaim(String),
+    /// The key is another owner's, for an [`Adopter`] bound to owners.
+    #[error("{0}")]
+    NotFound(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -51,6 +86,7 @@ impl ObjectRegistry {
     #[tracing::instrument(name = "db.consume_in", skip_all)]
     pub async fn consume_in(
         tx: &mut tokio_postgres::Transaction<'_>,
+        by: &Adopter,
         owner: &str,
         keys: &[String],
     ) -> Result<Vec<RegistryObject>, ConsumeError> {
@@ -60,8 +96,11 @@ impl ObjectRegistry {
             .map_err(DbError::from)?;
         let result = savepoint
             .query(
-                &format!("SELECT {COLUMNS} FROM claimcheck.consume_claims($1, $2)"),
-                &[&owner, &keys],
+                &format!(
+                    "SELECT {COLUMNS} FROM claimcheck.consume_claims_as(
+                         coalesce($1, claimcheck.sql_actor()), $2, $3, $4)"
+                ),
+                &[&by.actor_json(), &by.owners, &owner, &keys],
             )
             .await;
         match result {
@@ -82,13 +121,15 @@ impl ObjectRegistry {
     #[tracing::instrument(name = "db.schedule_delete_in", skip_all)]
     pub async fn schedule_delete_in(
         client: &impl GenericClient,
+        by: &Adopter,
         key: &str,
         reason: DeleteReason,
     ) -> Result<i64, ScheduleError> {
         let result = client
             .query_one(
-                "SELECT claimcheck.schedule_delete($1, $2)",
-                &[&key, &reason.as_str()],
+                "SELECT claimcheck.schedule_delete_as(
+                     coalesce($1, claimcheck.sql_actor()), $2, $3, $4)",
+                &[&by.actor_json(), &by.owners, &key, &reason.as_str()],
             )
             .await;
         let message = |e: &tokio_postgres::Error| {
@@ -102,6 +143,9 @@ impl ObjectRegistry {
             }
             Err(e) if e.code() == Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
                 Err(ScheduleError::LiveClaim(message(&e)))
+            }
+            Err(e) if e.code() == Some(&SqlState::NO_DATA_FOUND) => {
+                Err(ScheduleError::NotFound(message(&e)))
             }
             Err(e) => Err(ScheduleError::Db(e.into())),
         }
@@ -147,13 +191,23 @@ impl ObjectRegistry {
     #[tracing::instrument(name = "db.consume_or_replay", skip_all)]
     pub async fn consume_or_replay(
         &self,
+        by: &Adopter,
         owner: &str,
         keys: &[String],
         window: Duration,
     ) -> Result<Vec<RegistryObject>, ConsumeError> {
+        if by
+            .owners
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|o| o == owner))
+        {
+            // Not this adopter's owner: every key is missing, and no earlier
+            // consume is replayed either.
+            return Err(ConsumeError::Missing(keys.to_vec()));
+        }
         let mut client = self.pool.get().await.map_err(DbError::from)?;
         let mut tx = client.transaction().await.map_err(DbError::from)?;
-        let mut objects = match Self::consume_in(&mut tx, owner, keys).await {
+        let mut objects = match Self::consume_in(&mut tx, by, owner, keys).await {
             Err(ConsumeError::Missing(missing)) => {
                 // The savepoint rolled back: the transaction is usable for
                 // the look at what an earlier consume left.
@@ -174,13 +228,14 @@ impl ObjectRegistry {
     #[tracing::instrument(name = "db.schedule_deletes", skip_all)]
     pub async fn schedule_deletes(
         &self,
+        by: &Adopter,
         items: &[(String, DeleteReason)],
     ) -> Result<usize, ScheduleError> {
         let mut client = self.pool.get().await.map_err(DbError::from)?;
         let tx = client.transaction().await.map_err(DbError::from)?;
         for (key, reason) in items {
             // A refusal drops the transaction: nothing of `items` is queued.
-            Self::schedule_delete_in(&*tx, key, *reason).await?;
+            Self::schedule_delete_in(&*tx, by, key, *reason).await?;
         }
         tx.commit().await.map_err(DbError::from)?;
         Ok(items.len())

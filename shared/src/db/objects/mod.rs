@@ -16,7 +16,7 @@ use tokio_postgres::Row;
 use super::DbError;
 use crate::domain::RegistryObject;
 
-pub use adopt::{ConsumeError, ScheduleError};
+pub use adopt::{Adopter, ConsumeError, ScheduleError};
 
 /// The columns [`object_from_row`] reads, named one by one (also for the
 /// rows `consume_claims` returns): a column added to the table later does

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use claimcheck::{
-    db::{settings, ObjectRegistry, ScheduleError},
+    db::{settings, Adopter, ObjectRegistry, ScheduleError},
     domain::{ClaimStatus, DeleteReason},
     jobs::delete_worker,
     store::ObjectStore,
@@ -165,7 +165,13 @@ async fn schedule_delete_raises_22023_outside_the_key_space_and_55000_for_a_clai
         assert_eq!(err.code().map(|c| c.code()), Some(code), "{key}: {err}");
         drop(tx);
         let tx = client.transaction().await.unwrap();
-        let typed = ObjectRegistry::schedule_delete_in(&tx, key, DeleteReason::Deleted).await;
+        let typed = ObjectRegistry::schedule_delete_in(
+            &tx,
+            &Adopter::default(),
+            key,
+            DeleteReason::Deleted,
+        )
+        .await;
         match code {
             "22023" => assert!(matches!(typed, Err(ScheduleError::Invalid(_))), "{typed:?}"),
             _ => assert!(
@@ -175,9 +181,14 @@ async fn schedule_delete_raises_22023_outside_the_key_space_and_55000_for_a_clai
         }
     }
     let tx = client.transaction().await.unwrap();
-    ObjectRegistry::schedule_delete_in(&tx, "app1/pub/free", DeleteReason::Deleted)
-        .await
-        .unwrap();
+    ObjectRegistry::schedule_delete_in(
+        &tx,
+        &Adopter::default(),
+        "app1/pub/free",
+        DeleteReason::Deleted,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 }
 

@@ -91,7 +91,7 @@ async fn one_that_always_fails_ends_dead_and_retry_revives_it() {
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
         WebhookStore::new(db.pool.clone())
-            .retry_dead(None)
+            .retry_dead(None, &claimcheck::db::Actor::cli())
             .await
             .unwrap(),
         1

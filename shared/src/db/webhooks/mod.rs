@@ -1,14 +1,15 @@
 //! `claimcheck.webhook_endpoints` and `claimcheck.webhook_deliveries`: who
 //! wants which events, and each event's delivery to each of them, leased
 //! like delete-queue rows (one CTE, `FOR UPDATE SKIP LOCKED`, a lease token
-//! fencing every outcome).
+//! fencing every outcome). The admin's statements on endpoints are in
+//! [`endpoints`].
+
+mod endpoints;
 
 use std::time::Duration;
 
-use base64::{engine::general_purpose::STANDARD, Engine};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use rand::RngCore;
 use uuid::Uuid;
 
 use super::{
@@ -98,7 +99,7 @@ pub struct DeadDelivery {
 /// Webhook endpoints and deliveries in PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct WebhookStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
 /// Leases at most `$5` due deliveries per endpoint, `$1` in all: a slow
@@ -139,69 +140,6 @@ impl WebhookStore {
     /// The store over `pool`.
     pub fn new(pool: Pool) -> Self {
         Self { pool }
-    }
-
-    /// Registers an endpoint with a fresh signing secret; the secret is
-    /// returned here only.
-    pub async fn create(
-        &self,
-        url: &str,
-        events: &[String],
-        description: Option<&str>,
-    ) -> Result<(Endpoint, String), DbError> {
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        let secret = format!("whsec_{}", STANDARD.encode(key));
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO claimcheck.webhook_endpoints (id, url, events, description, secret)
-                 VALUES ($1, $2, $3, $4, $5)
-                 RETURNING id, url, events, description, created_at",
-                &[&Uuid::now_v7(), &url, &events, &description, &secret],
-            )
-            .await?;
-        Ok((endpoint_from_row(&row)?, secret))
-    }
-
-    /// Every endpoint, oldest first.
-    pub async fn list(&self) -> Result<Vec<Endpoint>, DbError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT id, url, events, description, created_at
-                   FROM claimcheck.webhook_endpoints ORDER BY id",
-                &[],
-            )
-            .await?;
-        rows.iter().map(endpoint_from_row).collect()
-    }
-
-    /// The endpoint with this id.
-    pub async fn get(&self, id: Uuid) -> Result<Option<Endpoint>, DbError> {
-        let client = self.pool.get().await?;
-        client
-            .query_opt(
-                "SELECT id, url, events, description, created_at
-                   FROM claimcheck.webhook_endpoints WHERE id = $1",
-                &[&id],
-            )
-            .await?
-            .as_ref()
-            .map(endpoint_from_row)
-            .transpose()
-    }
-
-    /// Removes an endpoint with its deliveries. False when there was none.
-    pub async fn delete(&self, id: Uuid) -> Result<bool, DbError> {
-        let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "DELETE FROM claimcheck.webhook_endpoints WHERE id = $1",
-                &[&id],
-            )
-            .await?;
-        Ok(n == 1)
     }
 
     /// Leases up to `limit` due deliveries, at most `per_endpoint` of each
@@ -290,20 +228,6 @@ impl WebhookStore {
             )
             .await?;
         Ok(n == 1)
-    }
-
-    /// Puts dead deliveries back with a fresh attempt count: `endpoint`'s,
-    /// or every endpoint's. Returns how many.
-    pub async fn retry_dead(&self, endpoint: Option<Uuid>) -> Result<u64, DbError> {
-        let client = self.pool.get().await?;
-        Ok(client
-            .execute(
-                "UPDATE claimcheck.webhook_deliveries
-                    SET dead_at = NULL, attempts = 0, next_attempt_at = now()
-                  WHERE dead_at IS NOT NULL AND ($1::uuid IS NULL OR endpoint_id = $1)",
-                &[&endpoint],
-            )
-            .await?)
     }
 
     /// Dead deliveries, oldest first.

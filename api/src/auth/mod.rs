@@ -7,6 +7,11 @@
 //! [`consume`], [`admin`]), which authenticate the token and check the scope
 //! before the route's extractors run: 401, then 403, then the request.
 //! The handler gets the result as the [`Caller`] extractor.
+//!
+//! A refused token is counted for the audit log ([`refusals`]), per token
+//! prefix and minute; an expired token per token and minute.
+
+pub mod refusals;
 
 use std::future::{ready, Ready};
 
@@ -17,9 +22,12 @@ use actix_web::{
     middleware::Next,
     web, Error, FromRequest, HttpMessage, HttpRequest, ResponseError,
 };
-use claimcheck::tokens::{Scope, TokenInfo};
+use claimcheck::{
+    db::{Actor, Adopter, AuditAction},
+    tokens::{token_prefix, Authentication, Scope, TokenInfo},
+};
 
-use crate::{error::ApiError, startup::AppState};
+use crate::{error::ApiError, observe, startup::AppState};
 
 /// The authenticated caller, holding the scope its route requires.
 #[derive(Debug, Clone)]
@@ -29,6 +37,22 @@ impl Caller {
     /// The caller's owner id.
     pub fn owner(&self) -> &str {
         &self.0.owner
+    }
+
+    /// The caller as the audit log names it, with this request's id.
+    pub fn actor(&self) -> Actor {
+        Actor::token(self.0.id, &self.0.owner).with_request_id(observe::request_id())
+    }
+
+    /// The caller as an adopter: its actor, and the owners it is bound to.
+    pub fn adopter(&self) -> Adopter {
+        let owners = self.0.owners.as_ref().map(|o| o.iter().cloned().collect());
+        Adopter::new(self.actor()).for_owners(owners)
+    }
+
+    /// Whether the caller may act for `owner`'s claims and objects.
+    pub fn acts_for(&self, owner: &str) -> bool {
+        self.0.acts_for(owner)
     }
 }
 
@@ -87,6 +111,16 @@ async fn authorize<B: MessageBody + 'static>(
 }
 
 async fn caller(req: &ServiceRequest, scope: Scope) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+    let refused = |target: &str| {
+        let actor = Actor::anonymous().with_request_id(observe::request_id());
+        state
+            .refusals
+            .record(AuditAction::AuthRefused, target, actor);
+        ApiError::Unauthorized
+    };
     let raw = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -96,15 +130,21 @@ async fn caller(req: &ServiceRequest, scope: Scope) -> Result<Caller, ApiError> 
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-    let info = state
-        .tokens
-        .authenticate(raw)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or_else(|| refused("(none)"))?;
+    let info = match state.tokens.authenticate(raw).await? {
+        Authentication::Valid(info) => info,
+        Authentication::Expired(info) => {
+            let actor = Actor::token(info.id, &info.owner).with_request_id(observe::request_id());
+            let target = info.id.to_string();
+            state
+                .refusals
+                .record(AuditAction::ExpiredTokenUsed, &target, actor);
+            return Err(ApiError::Unauthorized);
+        }
+        Authentication::Revoked(_) | Authentication::Unknown => {
+            return Err(refused(&token_prefix(raw)))
+        }
+    };
     if !info.has(scope) {
         return Err(ApiError::Forbidden(scope.as_str()));
     }

@@ -1,0 +1,461 @@
+//! `claimcheck.owner_quotas` and `claimcheck.owner_daily_usage`: what each
+//! owner may hold and start, and what it started per UTC day.
+//!
+//! The check runs inside the claim's creating transaction, after the
+//! owner's advisory lock ([`crate::db::claims`]): every start of one owner
+//! passes through it one at a time, on every pod, so "would this fit" and
+//! "it is created" cannot be split by another start. Usage is the database
+//! as it is: bytes held are summed from the owner's claims (pending ones at
+//! their declared size) and registry objects when a byte quota applies, so
+//! a queued delete or an expired claim frees quota the moment it commits;
+//! daily usage is one row per owner and day, bumped by the creating
+//! statement ([`daily_charge`]), read by primary key.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use deadpool_postgres::{Pool, Transaction};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{Row, ToStatement};
+
+use super::{
+    audit_log::{self, Actor, AuditAction},
+    secs, DbError,
+};
+
+/// Quotas; 0 means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Quotas {
+    /// Bytes one owner may hold (pending claims at their declared size,
+    /// uploaded claims, registry objects).
+    pub bytes: u64,
+    /// Bytes one owner may start per UTC day.
+    pub daily_bytes: u64,
+    /// Uploads one owner may start per UTC day.
+    pub daily_uploads: u64,
+}
+
+/// An owner's overrides of the configured [`Quotas`]: `None` takes the
+/// default, `Some(0)` lifts the limit for this owner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QuotaOverrides {
+    /// Overrides [`Quotas::bytes`].
+    pub bytes: Option<u64>,
+    /// Overrides [`Quotas::daily_bytes`].
+    pub daily_bytes: Option<u64>,
+    /// Overrides [`Quotas::daily_uploads`].
+    pub daily_uploads: Option<u64>,
+}
+
+impl QuotaOverrides {
+    /// The quotas that apply: each override, else the default.
+    pub fn over(&self, defaults: &Quotas) -> Quotas {
+        Quotas {
+            bytes: self.bytes.unwrap_or(defaults.bytes),
+            daily_bytes: self.daily_bytes.unwrap_or(defaults.daily_bytes),
+            daily_uploads: self.daily_uploads.unwrap_or(defaults.daily_uploads),
+        }
+    }
+}
+
+/// A change of an owner's overrides: each field that is `Some` is set
+/// (`Some(None)`: back to the default), the others are left as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaChange {
+    /// New [`QuotaOverrides::bytes`].
+    pub bytes: Option<Option<u64>>,
+    /// New [`QuotaOverrides::daily_bytes`].
+    pub daily_bytes: Option<Option<u64>>,
+    /// New [`QuotaOverrides::daily_uploads`].
+    pub daily_uploads: Option<Option<u64>>,
+}
+
+impl QuotaChange {
+    fn apply(&self, to: QuotaOverrides) -> QuotaOverrides {
+        QuotaOverrides {
+            bytes: self.bytes.unwrap_or(to.bytes),
+            daily_bytes: self.daily_bytes.unwrap_or(to.daily_bytes),
+            daily_uploads: self.daily_uploads.unwrap_or(to.daily_uploads),
+        }
+    }
+}
+
+/// Which quota refused a start (the `quota` label and problem member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Quota {
+    /// [`Quotas::bytes`].
+    Bytes,
+    /// [`Quotas::daily_bytes`].
+    DailyBytes,
+    /// [`Quotas::daily_uploads`].
+    DailyUploads,
+    /// The in-flight cap (`CLAIMCHECK_MAX_PENDING_PER_OWNER`).
+    Pending,
+}
+
+impl Quota {
+    /// Every quota, as the metric's label values.
+    pub const ALL: [Quota; 4] = [
+        Quota::Bytes,
+        Quota::DailyBytes,
+        Quota::DailyUploads,
+        Quota::Pending,
+    ];
+
+    /// The name (`bytes`, `daily_bytes`, `daily_uploads`, `pending`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quota::Bytes => "bytes",
+            Quota::DailyBytes => "daily_bytes",
+            Quota::DailyUploads => "daily_uploads",
+            Quota::Pending => "pending",
+        }
+    }
+}
+
+/// A start refused by a quota: nothing was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the owner's {} quota would be exceeded: {usage} used of {limit}, {requested} more asked", quota.as_str())]
+pub struct QuotaExceeded {
+    /// Which quota.
+    pub quota: Quota,
+    /// Its limit for this owner.
+    pub limit: u64,
+    /// What the owner uses of it now.
+    pub usage: u64,
+    /// What the start would have added.
+    pub requested: u64,
+}
+
+/// What a start takes of its owner's quotas.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Charge {
+    /// Bytes it will hold.
+    pub held: u64,
+    /// Counted against today's uploads (0 for a tus partial upload: the
+    /// final upload it makes counts, once).
+    pub uploads: u64,
+    /// Counted against today's bytes (0 for a final upload, whose partials
+    /// counted; 0 for a deferred size, counted when declared).
+    pub bytes: u64,
+    /// Claims whose bytes this one takes over (a final upload's partials,
+    /// deleted once it is assembled): not counted twice as held.
+    pub releases: Vec<uuid::Uuid>,
+}
+
+/// An owner's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct OwnerUsage {
+    /// Bytes held (pending claims at their declared size, uploaded claims,
+    /// registry objects).
+    pub bytes: u64,
+    /// Bytes started today (UTC).
+    pub daily_bytes: u64,
+    /// Uploads started today (UTC).
+    pub daily_uploads: u64,
+    /// Pending uploads.
+    pub pending: u64,
+    /// Today, in UTC.
+    #[schema(value_type = String, format = Date)]
+    pub day: NaiveDate,
+}
+
+/// An owner's limits, overrides and usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct OwnerQuota {
+    /// The owner.
+    pub owner: String,
+    /// The quotas that apply (0: none).
+    pub limits: Quotas,
+    /// This owner's overrides (null: the default).
+    pub overrides: QuotaOverrides,
+    /// What the owner uses.
+    pub usage: OwnerUsage,
+}
+
+/// Today in UTC, as the database sees it (`now()` is the transaction's
+/// start: one start is counted on one day).
+const TODAY: &str = "(now() AT TIME ZONE 'UTC')::date";
+
+/// The statement (a CTE's body) that adds starts to their owners' daily
+/// usage, for the statement that creates a claim or declares its size:
+/// `rows` is a `SELECT` of `(owner, uploads, bytes)`.
+pub(crate) fn daily_charge(rows: &str) -> String {
+    format!(
+        "INSERT INTO claimcheck.owner_daily_usage AS u (owner, day, uploads, bytes)
+         SELECT r.owner, {TODAY}, r.uploads, r.bytes FROM ({rows}) AS r (owner, uploads, bytes)
+         ON CONFLICT (owner, day) DO UPDATE
+            SET uploads = u.uploads + EXCLUDED.uploads, bytes = u.bytes + EXCLUDED.bytes"
+    )
+}
+
+/// The owner's overrides, usage and held bytes, in one statement. `$1`
+/// owner, `$2` counting stops at this many pending claims, `$3` claims not
+/// counted as held, `$4` the default byte quota, `$5` sum held bytes even
+/// when no byte quota applies (the sum reads every row of the owner's, so
+/// a start pays for it only when a byte quota needs it).
+const READ: &str = "WITH o AS (
+        SELECT q.bytes, q.daily_bytes, q.daily_uploads
+          FROM (SELECT 1) one LEFT JOIN claimcheck.owner_quotas q ON q.owner = $1
+     )
+     SELECT o.bytes, o.daily_bytes, o.daily_uploads,
+            (SELECT count(*) FROM (SELECT 1 FROM claimcheck.upload_claims
+                                    WHERE owner = $1 AND status = 'pending' LIMIT $2) p) AS pending,
+            CASE WHEN $5 OR coalesce(o.bytes, $4) > 0 THEN
+                (SELECT coalesce(sum(size), 0) FROM claimcheck.upload_claims
+                  WHERE owner = $1 AND id <> ALL ($3))::bigint
+              + (SELECT coalesce(sum(size), 0) FROM claimcheck.objects WHERE owner = $1)::bigint
+            END AS held,
+            coalesce(d.uploads, 0) AS daily_uploads_used, coalesce(d.bytes, 0) AS daily_bytes_used,
+            (now() AT TIME ZONE 'UTC')::date AS day
+       FROM o LEFT JOIN claimcheck.owner_daily_usage d
+         ON d.owner = $1 AND d.day = (now() AT TIME ZONE 'UTC')::date";
+
+fn u64_col(row: &Row, name: &str) -> Result<u64, DbError> {
+    Ok(row.try_get::<_, i64>(name)?.max(0) as u64)
+}
+
+fn overrides_from_row(row: &Row) -> Result<QuotaOverrides, DbError> {
+    let get = |name| -> Result<Option<u64>, DbError> {
+        Ok(row
+            .try_get::<_, Option<i64>>(name)?
+            .map(|v| v.max(0) as u64))
+    };
+    Ok(QuotaOverrides {
+        bytes: get("bytes")?,
+        daily_bytes: get("daily_bytes")?,
+        daily_uploads: get("daily_uploads")?,
+    })
+}
+
+/// What [`READ`] found.
+struct Read {
+    overrides: QuotaOverrides,
+    usage: OwnerUsage,
+}
+
+async fn read<S: ?Sized + ToStatement + Sync + Send>(
+    client: &impl tokio_postgres::GenericClient,
+    statement: &S,
+    owner: &str,
+    pending_cap: i64,
+    releases: &[uuid::Uuid],
+    default_bytes: u64,
+    always_sum: bool,
+) -> Result<Read, DbError> {
+    let default_bytes = default_bytes.min(i64::MAX as u64) as i64;
+    let row = client
+        .query_one(
+            statement,
+            &[&owner, &pending_cap, &releases, &default_bytes, &always_sum],
+        )
+        .await?;
+    Ok(Read {
+        overrides: overrides_from_row(&row)?,
+        usage: OwnerUsage {
+            bytes: row.try_get::<_, Option<i64>>("held")?.unwrap_or(0).max(0) as u64,
+            daily_bytes: u64_col(&row, "daily_bytes_used")?,
+            daily_uploads: u64_col(&row, "daily_uploads_used")?,
+            pending: u64_col(&row, "pending")?,
+            day: row.try_get("day")?,
+        },
+    })
+}
+
+/// Checks a start against its owner's cap and quotas inside the creating
+/// transaction `tx`, which holds the owner's lock.
+pub(crate) async fn check_in(
+    tx: &Transaction<'_>,
+    owner: &str,
+    max_pending: u32,
+    defaults: &Quotas,
+    charge: &Charge,
+) -> Result<Result<(), QuotaExceeded>, DbError> {
+    // Counting pending claims stops at the cap: only "under or not" matters.
+    // Prepared once per connection: it runs while the owner's lock is held.
+    let statement = tx.prepare_cached(READ).await?;
+    let pending_cap = i64::from(max_pending);
+    let releases = &charge.releases;
+    let read = read(
+        &**tx,
+        &statement,
+        owner,
+        pending_cap,
+        releases,
+        defaults.bytes,
+        false,
+    )
+    .await?;
+    let limits = read.overrides.over(defaults);
+    let usage = &read.usage;
+    let refused = |quota, limit, usage, requested| {
+        Err(QuotaExceeded {
+            quota,
+            limit,
+            usage,
+            requested,
+        })
+    };
+    if usage.pending >= u64::from(max_pending) {
+        return Ok(refused(
+            Quota::Pending,
+            max_pending.into(),
+            usage.pending,
+            1,
+        ));
+    }
+    let over = |limit: u64, used: u64, more: u64| limit > 0 && more > 0 && used + more > limit;
+    if over(limits.bytes, usage.bytes, charge.held) {
+        return Ok(refused(
+            Quota::Bytes,
+            limits.bytes,
+            usage.bytes,
+            charge.held,
+        ));
+    }
+    if over(limits.daily_uploads, usage.daily_uploads, charge.uploads) {
+        let (limit, used) = (limits.daily_uploads, usage.daily_uploads);
+        return Ok(refused(Quota::DailyUploads, limit, used, charge.uploads));
+    }
+    if over(limits.daily_bytes, usage.daily_bytes, charge.bytes) {
+        let (limit, used) = (limits.daily_bytes, usage.daily_bytes);
+        return Ok(refused(Quota::DailyBytes, limit, used, charge.bytes));
+    }
+    Ok(Ok(()))
+}
+
+/// Owners' quotas and usage in PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct Owners {
+    pool: Pool,
+}
+
+impl Owners {
+    /// Over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// The owner's limits (over `defaults`), overrides and usage, held
+    /// bytes included.
+    pub async fn show(&self, owner: &str, defaults: &Quotas) -> Result<OwnerQuota, DbError> {
+        let client = self.pool.get().await?;
+        let read = read(&**client, READ, owner, i64::MAX, &[], defaults.bytes, true).await?;
+        Ok(OwnerQuota {
+            owner: owner.to_owned(),
+            limits: read.overrides.over(defaults),
+            overrides: read.overrides,
+            usage: read.usage,
+        })
+    }
+
+    /// Changes the owner's overrides and records the change in the audit
+    /// log, in one transaction. Returns the owner's quotas as they are now.
+    pub async fn change(
+        &self,
+        owner: &str,
+        change: &QuotaChange,
+        defaults: &Quotas,
+        actor: &Actor,
+    ) -> Result<OwnerQuota, DbError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let before = tx
+            .query_opt(
+                "SELECT bytes, daily_bytes, daily_uploads FROM claimcheck.owner_quotas
+                  WHERE owner = $1 FOR UPDATE",
+                &[&owner],
+            )
+            .await?
+            .as_ref()
+            .map(overrides_from_row)
+            .transpose()?
+            .unwrap_or_default();
+        let after = change.apply(before);
+        let as_i64 = |v: Option<u64>| v.map(|v| v.min(i64::MAX as u64) as i64);
+        tx.execute(
+            "INSERT INTO claimcheck.owner_quotas AS q (owner, bytes, daily_bytes, daily_uploads)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (owner) DO UPDATE
+                SET bytes = EXCLUDED.bytes, daily_bytes = EXCLUDED.daily_bytes,
+                    daily_uploads = EXCLUDED.daily_uploads, updated_at = now()",
+            &[
+                &owner,
+                &as_i64(after.bytes),
+                &as_i64(after.daily_bytes),
+                &as_i64(after.daily_uploads),
+            ],
+        )
+        .await?;
+        let detail = serde_json::json!({ "before": before, "after": after });
+        audit_log::append_in(&*tx, actor, AuditAction::QuotaChanged, owner, detail).await?;
+        tx.commit().await?;
+        drop(client);
+        self.show(owner, defaults).await
+    }
+
+    /// Deletes up to `limit` daily usage rows of days older than
+    /// `retention`; returns how many.
+    pub async fn prune_daily(&self, retention: Duration, limit: i64) -> Result<u64, DbError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM claimcheck.owner_daily_usage WHERE (owner, day) IN (
+                     SELECT owner, day FROM claimcheck.owner_daily_usage
+                      WHERE day < ((now() - make_interval(secs => $1)) AT TIME ZONE 'UTC')::date
+                      LIMIT $2)",
+                &[&secs(retention), &limit],
+            )
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_take_precedence_and_none_falls_back() {
+        let defaults = Quotas {
+            bytes: 100,
+            daily_bytes: 50,
+            daily_uploads: 5,
+        };
+        let overrides = QuotaOverrides {
+            bytes: Some(0),
+            daily_bytes: None,
+            daily_uploads: Some(9),
+        };
+        assert_eq!(
+            overrides.over(&defaults),
+            Quotas {
+                bytes: 0,
+                daily_bytes: 50,
+                daily_uploads: 9
+            }
+        );
+    }
+
+    #[test]
+    fn a_change_sets_only_what_it_names() {
+        let before = QuotaOverrides {
+            bytes: Some(10),
+            daily_bytes: Some(20),
+            daily_uploads: None,
+        };
+        let change = QuotaChange {
+            bytes: Some(None),
+            daily_uploads: Some(Some(3)),
+            ..QuotaChange::default()
+        };
+        assert_eq!(
+            change.apply(before),
+            QuotaOverrides {
+                bytes: None,
+                daily_bytes: Some(20),
+                daily_uploads: Some(3)
+            }
+        );
+    }
+}
