@@ -95,6 +95,21 @@ impl ApiProcess {
         let _ = self.child.kill().await;
     }
 
+    /// `SIGTERM`, then waits for a graceful exit (20 s at most) and returns
+    /// whether it exited 0.
+    pub async fn terminate(&mut self) -> bool {
+        let sent = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}", self.pid);
+        match tokio::time::timeout(std::time::Duration::from_secs(20), self.child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => false,
+        }
+    }
+
     /// Whether the process still runs (it did not crash or exit).
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -224,6 +224,11 @@ impl TestApp {
             .get(0)
     }
 
+    /// Stops the process gracefully (SIGTERM) and asserts it exited 0.
+    pub async fn terminate(&mut self) {
+        assert!(self.process.terminate().await, "the API exits 0 on SIGTERM");
+    }
+
     /// Kills the process (SIGKILL) and waits for it.
     pub async fn kill(&mut self) {
         self.process.kill9().await;
