@@ -250,7 +250,7 @@ async fn files_for_owners_holds_rust_callers_to_the_same_rule() {
         .consume("erin", std::slice::from_ref(&theirs))
         .await;
     assert!(
-        matches!(refused, Err(ConsumeError::Missing(ref k)) if k == &[theirs.clone()]),
+        matches!(refused, Err(ConsumeError::Missing(ref k)) if k == std::slice::from_ref(&theirs)),
         "{refused:?}"
     );
     // Consumed by an unbound caller, then a bound delete is refused (a
