@@ -110,3 +110,54 @@ async fn old_daily_rows_and_audit_rows_are_pruned() {
         .await;
     assert_eq!(usage, 1);
 }
+
+/// A deferred size holds the size limit until declared, and counts its
+/// bytes against the day it is declared on.
+#[tokio::test]
+async fn a_deferred_size_counts_when_declared() {
+    let app = TestApp::spawn_with(Store::Fs, &[("CLAIMCHECK_MAX_UPLOAD_SIZE", "1000")]).await;
+    let owner = Owner::new(&app, "deferred").await;
+    set_quota(&app, &owner.name, json!({"bytes": 1500})).await;
+    let res = app
+        .http
+        .post(format!("{}/v1/tus", app.base))
+        .bearer_auth(&owner.token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Defer-Length", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let path = res.headers()["location"].to_str().unwrap().to_owned();
+    let shown = show_quota(&app, &owner.name).await;
+    assert_eq!(shown["usage"]["bytes"], 1000, "the limit is held: {shown}");
+    assert_eq!(shown["usage"]["daily_bytes"], 0, "{shown}");
+    assert_refused(
+        owner.start(&app, Start::Multipart, 501).await,
+        "bytes",
+        1500,
+        1000,
+    )
+    .await;
+
+    let res = app
+        .http
+        .patch(format!("{}{path}", app.base))
+        .bearer_auth(&owner.token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Upload-Length", "10")
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(vec![5u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let shown = show_quota(&app, &owner.name).await;
+    assert_eq!(shown["usage"]["bytes"], 10, "{shown}");
+    assert_eq!(shown["usage"]["daily_bytes"], 10, "{shown}");
+    assert_eq!(
+        owner.start(&app, Start::Multipart, 1000).await.status(),
+        201
+    );
+}
