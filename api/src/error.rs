@@ -7,7 +7,7 @@
 //! names hosts, ports, SQL and versions, so the answer is a generic message
 //! with the request id, and the cause goes to the log under that id.
 
-use crate::wire::{Problem, QuotaProblem};
+use crate::wire::Problem;
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use claimcheck::{
     db::{DbError, QuotaExceeded},
@@ -182,6 +182,10 @@ impl ResponseError for ApiError {
             ),
             _ => self.to_string(),
         };
+        let quota = match self {
+            ApiError::QuotaExceeded(q) => Some(q),
+            _ => None,
+        };
         let body = Problem {
             r#type: format!("https://claimcheck.dev/problems/{}", self.code()),
             title: match status.as_u16() {
@@ -199,15 +203,10 @@ impl ResponseError for ApiError {
                 ApiError::Conflict { missing_parts, .. } => missing_parts.clone(),
                 _ => None,
             },
-            quota: match self {
-                ApiError::QuotaExceeded(q) => Some(QuotaProblem {
-                    name: q.quota,
-                    limit: q.limit,
-                    usage: q.usage,
-                    requested: q.requested,
-                }),
-                _ => None,
-            },
+            quota: quota.map(|q| q.quota),
+            limit: quota.map(|q| q.limit),
+            usage: quota.map(|q| q.usage),
+            requested: quota.map(|q| q.requested),
             request_id,
         };
         let mut response = HttpResponse::build(status);

@@ -21,7 +21,7 @@ use crate::{
     tus,
     wire::{
         ClaimBody, ClaimPage, ClaimWithParts, InitMultipartRequest, ObjectBody, PartBody,
-        PresignedPart, Problem, QuotaProblem, TokenPage,
+        PresignedPart, Problem, TokenPage,
     },
 };
 
@@ -84,7 +84,7 @@ impl Modify for BearerAuth {
         adoption::DeleteRequest, adoption::DeletesAccepted, downloads::DownloadUrlRequest,
         downloads::DownloadUrl, webhooks::WebhookRequest, webhooks::WebhookBody,
         owners::QuotaRequest, OwnerQuota, Quotas, QuotaOverrides, OwnerUsage, Quota,
-        audit::AuditPage, AuditEntry, ActorKind, QuotaProblem
+        audit::AuditPage, AuditEntry, ActorKind
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -69,27 +69,24 @@ pub struct Problem {
     /// 404 at consume: the keys not found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<Vec<String>>,
-    /// 429 `quota_exceeded`: which quota, its limit and the owner's usage.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub quota: Option<QuotaProblem>,
+    /// 429 `quota_exceeded`: which quota (`bytes`, `daily_bytes`,
+    /// `daily_uploads`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<claimcheck::db::Quota>,
+    /// 429 `quota_exceeded`: the quota's limit for this owner (bytes, or
+    /// uploads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// 429 `quota_exceeded`: what the owner uses of it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<u64>,
+    /// 429 `quota_exceeded`: what the refused start would have added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<u64>,
     /// The request's id (its `X-Request-Id`), under which the API logged
     /// the cause of a 5xx.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-}
-
-/// The members a `quota_exceeded` problem adds.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QuotaProblem {
-    /// `bytes`, `daily_bytes` or `daily_uploads`.
-    #[serde(rename = "quota")]
-    pub name: claimcheck::db::Quota,
-    /// The quota's limit for this owner (bytes, or uploads).
-    pub limit: u64,
-    /// What the owner uses of it now.
-    pub usage: u64,
-    /// What the refused start would have added.
-    pub requested: u64,
 }
 
 /// Every token's record.

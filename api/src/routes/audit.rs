@@ -86,6 +86,14 @@ pub(crate) async fn list(
             id.ok_or_else(|| ApiError::InvalidRequest("cursor is not one this API gave".into()))
         })
         .transpose()?;
+    // PostgreSQL's timestamps end in 294276; chrono's go further.
+    if p.since
+        .is_some_and(|t| !(1..=9999).contains(&chrono::Datelike::year(&t)))
+    {
+        return Err(ApiError::InvalidRequest(
+            "since must be a time between the years 1 and 9999".into(),
+        ));
+    }
     for (name, value) in [("action", &p.action), ("actor", &p.actor)] {
         if value
             .as_deref()

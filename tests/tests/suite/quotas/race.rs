@@ -41,3 +41,87 @@ async fn fifty_concurrent_starts_from_two_pods_admit_exactly_what_fits() {
     assert_eq!(shown["usage"]["bytes"], 10_000, "{shown}");
     assert_eq!(shown["usage"]["daily_uploads"], 10);
 }
+
+#[tokio::test]
+async fn owner_show_prints_limits_overrides_and_usage() {
+    let app = TestApp::spawn_with(Store::Fs, &[("CLAIMCHECK_DAILY_UPLOADS", "7")]).await;
+    let owner = Owner::new(&app, "shown").await;
+    set_quota(&app, &owner.name, json!({"bytes": 4096})).await;
+    assert_eq!(owner.start(&app, Start::Single, 100).await.status(), 201);
+    let out = std::process::Command::new(claimcheck_tests::binary("claimcheck-api"))
+        .env("DATABASE_URL", &app.db.url)
+        .env("CLAIMCHECK_DAILY_UPLOADS", "7")
+        .env("RUST_LOG", "warn")
+        .args(["owner", "show", "shown"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["owner"], "shown");
+    assert_eq!(
+        shown["limits"],
+        json!({"bytes": 4096, "daily_bytes": 0, "daily_uploads": 7})
+    );
+    assert_eq!(shown["overrides"]["bytes"], 4096);
+    assert_eq!(shown["overrides"]["daily_uploads"], serde_json::Value::Null);
+    assert_eq!(shown["usage"]["bytes"], 100);
+    assert_eq!(shown["usage"]["daily_uploads"], 1);
+}
+
+#[tokio::test]
+async fn quota_overrides_are_validated() {
+    let app = TestApp::spawn(Store::Fs).await;
+    let put = |body: serde_json::Value, owner: &'static str| {
+        app.http
+            .put(format!("{}/v1/admin/owners/{owner}/quota", app.base))
+            .bearer_auth(&app.admin_token)
+            .json(&body)
+            .send()
+    };
+    for body in [
+        json!({}),
+        json!({"bytes": -1}),
+        json!({"byte": 5}),
+        json!({"bytes": "5GiB"}),
+        json!({"daily_uploads": 9_300_000_000_000_000_000u64}),
+    ] {
+        let res = put(body.clone(), "v").await.unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+    }
+    let res = app
+        .http
+        .put(format!("{}/v1/admin/owners/v/quota", app.base))
+        .bearer_auth(&app.alice_token)
+        .json(&json!({"bytes": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Nothing was set, and nothing recorded.
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM claimcheck.owner_quotas")
+            .await,
+        0
+    );
+    let changes = app
+        .sql_i64("SELECT count(*) FROM claimcheck.audit_log WHERE action = 'quota.changed'")
+        .await;
+    assert_eq!(changes, 0);
+    // Then one that is fine, and back to the default.
+    assert_eq!(put(json!({"bytes": 1}), "v").await.unwrap().status(), 200);
+    let back: serde_json::Value = put(json!({"bytes": null}), "v")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        back["overrides"]["bytes"],
+        serde_json::Value::Null,
+        "{back}"
+    );
+}
