@@ -108,7 +108,15 @@ async function main() {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
-  const wantAbort = () => args.abortAfter !== undefined && acked >= args.abortAfter
+  // A parallel upload is aborted only once all its partial uploads exist:
+  // before that, tus-js-client has no set of URLs to store, and a resume
+  // could only start over (on a busy machine the other creations may
+  // still be in flight when the first partial has its bytes).
+  const created = () => result.requests.filter((r) => r.method === 'POST' && r.status === 201).length
+  const wantAbort = () =>
+    args.abortAfter !== undefined &&
+    acked >= args.abortAfter &&
+    (!args.parallel || args.parallel < 2 || created() >= args.parallel)
 
   const options = {
     endpoint: args.endpoint,
