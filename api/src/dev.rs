@@ -106,7 +106,7 @@ pub async fn start_worker(config: &Config) -> anyhow::Result<DevWorker> {
         JobSettings::from_config(config),
     );
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(jobs::run(ctx, url, cancel.clone()));
+    let task = tokio::spawn(jobs::run(ctx, Some(url), cancel.clone()));
     Ok(DevWorker { cancel, task })
 }
 

@@ -8,6 +8,7 @@ use actix_web::{
     dev::Server, error::InternalError, http::header, middleware::from_fn, web, App, HttpResponse,
     HttpServer,
 };
+use claimcheck::db::Pool;
 use claimcheck::{
     config::Config,
     db::{self, AuditLog, Owners},
@@ -16,7 +17,6 @@ use claimcheck::{
     tokens::TokenStore,
     uploads::{Limits, Uploads},
 };
-use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -68,7 +68,7 @@ impl Application {
             .database_url
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
-        let pool = db::connect(url, config.db_pool_size)?;
+        let pool = db::connect_with(url, config.db_pool_size, config.db_statements)?;
         db::settings::record_key_prefix_at_start(&pool, &config.key_prefix).await?;
         let store = store::open(&config.store, Some(&UrlSigning::from_config(&config))).await?;
         let downloads = Downloads::from_config(&config);

@@ -15,7 +15,7 @@ mod webhooks;
 
 pub use webhooks::WebhookMetrics;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,

@@ -1,10 +1,10 @@
 //! A fresh database per test, dropped when the test ends.
 
+use claimcheck::db::Pool;
 use claimcheck::{
     db::{self, Actor},
     tokens::{NewToken, Scope, TokenStore},
 };
-use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::required_env;

@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use claimcheck::db::Pool;
 use claimcheck::{
     db::deletes::NewDelete,
     domain::DeleteReason,
@@ -11,7 +12,6 @@ use claimcheck::{
     metrics::Metrics,
     store::ObjectStore,
 };
-use deadpool_postgres::Pool;
 use futures::StreamExt;
 use uuid::Uuid;
 

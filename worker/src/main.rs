@@ -59,7 +59,7 @@ async fn context(config: &Config) -> anyhow::Result<(JobContext, String)> {
         .database_url
         .clone()
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set"))?;
-    let pool = db::connect(&url, config.db_pool_size)?;
+    let pool = db::connect_with(&url, config.db_pool_size, config.db_statements)?;
     // Bare: the job context adds the decorator that traces and times calls.
     let store = store::open(&config.store, None).await?;
     let ctx = JobContext::new(
@@ -72,7 +72,7 @@ async fn context(config: &Config) -> anyhow::Result<(JobContext, String)> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let (ctx, url) = context(&config).await?;
+    let (ctx, _) = context(&config).await?;
     db::settings::record_key_prefix_at_start(&ctx.pool, &config.key_prefix).await?;
     let cancel = CancellationToken::new();
     let server = http::start(config.metrics_listen, ctx.clone())?;
@@ -82,7 +82,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "worker started"
     );
     tokio::spawn(stop_on_signal(cancel.clone()));
-    jobs::run(ctx, url, cancel).await;
+    jobs::run(ctx, config.listen_database_url.clone(), cancel).await;
     server.handle.stop(true).await;
     tracing::info!("worker stopped");
     Ok(())

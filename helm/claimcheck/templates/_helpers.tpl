@@ -53,6 +53,19 @@ app.kubernetes.io/component: {{ index . 1 }}
       name: {{ . }}
       key: {{ $.Values.secrets.urlSigningKey.key }}
 {{- end }}
+{{- include "claimcheck.listenEnv" . }}
+{{- end -}}
+
+{{/* The direct (session) connection for LISTEN and migrations, when
+     DATABASE_URL goes through a transaction-pooling PgBouncer. */}}
+{{- define "claimcheck.listenEnv" -}}
+{{- with .Values.secrets.listenDatabase.existingSecret }}
+- name: CLAIMCHECK_LISTEN_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.secrets.listenDatabase.key }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level settings shared by API, worker and migration pods. */}}

@@ -34,6 +34,19 @@ pub enum SharedCommand {
     Owner(owner::OwnerCommand),
 }
 
+/// What a shared subcommand runs against.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The database (`None`: the command fails, `DATABASE_URL` unset).
+    pub url: Option<&'a str>,
+    /// Connections it may open (at most 2 are used).
+    pub pool_size: usize,
+    /// Prepared or unnamed statements.
+    pub statements: db::Statements,
+    /// The configured quotas (`owner show`).
+    pub quotas: db::Quotas,
+}
+
 /// Why a shared subcommand failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -59,27 +72,35 @@ impl SharedCommand {
     /// output: what both binaries' `main` do with it.
     pub async fn run_with(self, config: &crate::config::Config) -> Result<(), CliError> {
         let mut out = std::io::stdout();
-        self.run(
-            config.database_url.as_deref(),
-            config.db_pool_size,
-            &config.quotas,
-            &mut out,
-        )
-        .await?;
+        // Migrating holds a session-level lock: through a transaction
+        // pooler it needs the direct connection LISTEN uses, when there is one.
+        let url = match self {
+            SharedCommand::Migrate => config
+                .listen_database_url
+                .as_deref()
+                .or(config.database_url.as_deref()),
+            _ => config.database_url.as_deref(),
+        };
+        let target = Target {
+            url,
+            pool_size: config.db_pool_size,
+            statements: config.db_statements,
+            quotas: config.quotas,
+        };
+        self.run(&target, &mut out).await?;
         out.flush()?;
         Ok(())
     }
 
-    /// Runs the subcommand against `database_url` (with the configured
-    /// `quotas`, for `owner show`), writing to `out`.
+    /// Runs the subcommand against `target`, writing to `out`.
     pub async fn run(
         self,
-        database_url: Option<&str>,
-        pool_size: usize,
-        quotas: &db::Quotas,
+        target: &Target<'_>,
         out: &mut (dyn Write + Send),
     ) -> Result<(), CliError> {
-        let url = database_url.ok_or(CliError::NoDatabaseUrl)?;
+        let url = target.url.ok_or(CliError::NoDatabaseUrl)?;
+        let pool_size = target.pool_size;
+        let connect = |size: usize| db::connect_with(url, size, target.statements);
         match self {
             SharedCommand::Migrate => {
                 let report = db::migrate(url).await?;
@@ -87,20 +108,20 @@ impl SharedCommand {
                 Ok(())
             }
             SharedCommand::Queue(command) => {
-                let pool = db::connect(url, pool_size.min(2))?;
+                let pool = connect(pool_size.min(2))?;
                 command.run(&pool, out).await
             }
             SharedCommand::Webhooks(command) => {
-                let pool = db::connect(url, pool_size.min(2))?;
+                let pool = connect(pool_size.min(2))?;
                 command.run(&pool, out).await
             }
             SharedCommand::Token(command) => {
-                let pool = db::connect(url, pool_size.min(2))?;
+                let pool = connect(pool_size.min(2))?;
                 command.run(&pool, out).await
             }
             SharedCommand::Owner(command) => {
-                let pool = db::connect(url, pool_size.min(2))?;
-                command.run(&pool, quotas, out).await
+                let pool = connect(pool_size.min(2))?;
+                command.run(&pool, &target.quotas, out).await
             }
         }
     }

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
+use crate::db::Pool;
 use clap::Subcommand;
-use deadpool_postgres::Pool;
 
 use super::CliError;
 use crate::db::{Owners, Quotas};

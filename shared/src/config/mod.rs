@@ -91,6 +91,13 @@ pub struct Config {
     pub url_signing_key: Option<String>,
     /// `CLAIMCHECK_DB_POOL_SIZE`.
     pub db_pool_size: usize,
+    /// `CLAIMCHECK_DB_PREPARED_STATEMENTS`: prepared (default) or unnamed
+    /// statements (transaction poolers without prepared-statement support).
+    pub db_statements: crate::db::Statements,
+    /// `CLAIMCHECK_LISTEN_DATABASE_URL`: where LISTEN (and `migrate`'s
+    /// session lock) connect; `None` for `off` (poll only). Unset: the
+    /// `DATABASE_URL`.
+    pub listen_database_url: Option<String>,
     /// `CLAIMCHECK_SHUTDOWN_TIMEOUT`.
     pub shutdown_timeout: Duration,
     /// `CLAIMCHECK_BODY_IDLE_TIMEOUT`.
@@ -220,6 +227,16 @@ impl Config {
             presign_ttl: env.duration("CLAIMCHECK_PRESIGN_TTL", "15m")?,
             url_signing_key: env.opt("CLAIMCHECK_URL_SIGNING_KEY"),
             db_pool_size: env.parse("CLAIMCHECK_DB_POOL_SIZE", "16")?,
+            db_statements: if env.parse("CLAIMCHECK_DB_PREPARED_STATEMENTS", "true")? {
+                crate::db::Statements::Prepared
+            } else {
+                crate::db::Statements::Unnamed
+            },
+            listen_database_url: match env.opt("CLAIMCHECK_LISTEN_DATABASE_URL") {
+                Some(off) if off.eq_ignore_ascii_case("off") => None,
+                Some(url) => Some(url),
+                None => env.opt("DATABASE_URL"),
+            },
             shutdown_timeout: env.duration("CLAIMCHECK_SHUTDOWN_TIMEOUT", "5m")?,
             body_idle_timeout: env.duration("CLAIMCHECK_BODY_IDLE_TIMEOUT", "60s")?,
             cors_origins: env.list("CLAIMCHECK_CORS_ORIGINS", ""),

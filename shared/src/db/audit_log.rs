@@ -12,14 +12,14 @@
 
 use std::time::Duration;
 
+use crate::db::Pool;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{secs, DbError};
+use super::{pool::Exec, secs, DbError};
 
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -218,7 +218,7 @@ pub struct AuditQuery {
 /// Appends a row through `client` (a caller's transaction, so the row
 /// commits with the action or not at all).
 pub async fn append_in(
-    client: &impl GenericClient,
+    client: &impl Exec,
     actor: &Actor,
     action: AuditAction,
     target: &str,
@@ -254,7 +254,7 @@ impl AuditLog {
         detail: Value,
     ) -> Result<(), DbError> {
         let client = self.pool.get().await?;
-        append_in(&**client, actor, action, target, detail).await
+        append_in(&client, actor, action, target, detail).await
     }
 
     /// A page of rows, newest first.

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
+use crate::db::{Pool, Transaction};
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -225,10 +225,9 @@ impl DeleteQueue {
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
         // Cached per connection: the worker runs this once per batch, and
         // preparing it anew each time costs a round trip and a plan.
-        let statement = client.prepare_cached(&LEASE).await?;
         let rows = client
-            .query(
-                &statement,
+            .query_cached(
+                &LEASE,
                 &[&i64::from(limit), &secs(lease), &token, &max_attempts],
             )
             .await?;
@@ -249,8 +248,7 @@ impl DeleteQueue {
             return Ok(Vec::new());
         }
         let client = self.pool.get().await?;
-        let statement = client.prepare_cached(&DONE).await?;
-        let rows = client.query(&statement, &[&ids, &token]).await?;
+        let rows = client.query_cached(&DONE, &[&ids, &token]).await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
@@ -333,7 +331,7 @@ impl DeleteQueue {
         if n > 0 {
             let detail = serde_json::json!({ "rows": n, "ids": ids });
             audit_log::append_in(
-                &*tx,
+                &tx,
                 actor,
                 AuditAction::DeadDeletesRetried,
                 "delete_queue",

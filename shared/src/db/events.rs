@@ -7,7 +7,7 @@
 //! events in the order their transactions finished ([`EventStore::publish`])
 //! and fans them out to the webhook endpoints that want them.
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use serde_json::Value;
 
 use super::DbError;
@@ -97,7 +97,7 @@ pub(crate) fn key_events(rows: &str, kind: EventType) -> String {
 /// Inserts one event of its own through `client` (for what no lifecycle
 /// statement announces: a refused start's `quota.exceeded`).
 pub(crate) async fn insert_in(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl super::pool::Exec,
     kind: EventType,
     owner: Option<&str>,
     data: &Value,

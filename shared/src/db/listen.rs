@@ -38,11 +38,26 @@ impl Wakeups {
     /// When `channel` is not a plain lower-case identifier (it is written
     /// into the `LISTEN` statement as it is).
     pub fn listen(url: String, channel: &str, retry: Duration, cancel: CancellationToken) -> Self {
+        Self::listen_or_poll(Some(url), channel, retry, cancel)
+    }
+
+    /// [`listen`](Self::listen) at `url`, or, for `None`
+    /// (`CLAIMCHECK_LISTEN_DATABASE_URL=off`), no connection at all: the
+    /// loop's poll interval alone wakes it.
+    pub fn listen_or_poll(
+        url: Option<String>,
+        channel: &str,
+        retry: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
         assert!(
             is_plain_identifier(channel),
             "channel {channel:?} is not a plain identifier"
         );
         let wake = Arc::new(Notify::new());
+        let Some(url) = url else {
+            return Self { wake, task: None };
+        };
         let task = tokio::spawn(keep_listening(
             url,
             format!("LISTEN {channel}"),

@@ -42,6 +42,7 @@ pub mod listen;
 pub mod objects;
 pub mod owners;
 pub mod parts;
+pub mod pool;
 pub mod settings;
 pub mod tails;
 pub mod tls;
@@ -50,7 +51,7 @@ pub mod webhooks;
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 
 pub use audit_log::{Actor, ActorKind, AuditAction, AuditEntry, AuditLog, AuditQuery};
@@ -60,6 +61,7 @@ pub use events::{Event, EventStore, EventType};
 pub use objects::{Adopter, ConsumeError, ObjectRegistry, ScheduleError};
 pub use owners::{OwnerQuota, Owners, Quota, QuotaChange, QuotaExceeded, QuotaOverrides, Quotas};
 pub use parts::PartStore;
+pub use pool::{Client, Pool, Statements, Transaction};
 pub use tails::{AppendCommit, Committed, TailStore};
 pub use tls::{PgConnection, PgTarget, SslMode, TlsConfigError};
 pub use webhooks::{Delivery, DeliveryLease, DeliveryStats, Endpoint, WebhookStore};
@@ -144,6 +146,12 @@ pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 /// (deadpool waits forever by default), so a PostgreSQL outage turns into a
 /// quick 503 instead of requests that hang.
 pub fn connect(url: &str, max_size: usize) -> Result<Pool, DbError> {
+    connect_with(url, max_size, Statements::Prepared)
+}
+
+/// [`connect`], with statements going out as `statements` says
+/// (`CLAIMCHECK_DB_PREPARED_STATEMENTS`; see [`pool`]).
+pub fn connect_with(url: &str, max_size: usize, statements: Statements) -> Result<Pool, DbError> {
     let target = PgTarget::parse(url)?;
     let manager = Manager::from_config(
         target.config,
@@ -153,14 +161,15 @@ pub fn connect(url: &str, max_size: usize) -> Result<Pool, DbError> {
         },
     );
     let timeout = Some(Duration::from_secs(5));
-    Pool::builder(manager)
+    let inner = deadpool_postgres::Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(timeout)
         .create_timeout(timeout)
         .recycle_timeout(timeout)
         .runtime(Runtime::Tokio1)
         .build()
-        .map_err(|e| DbError::Corrupt(format!("cannot build the pool: {e}")))
+        .map_err(|e| DbError::Corrupt(format!("cannot build the pool: {e}")))?;
+    Ok(Pool::new(inner, statements))
 }
 
 /// Opens one connection to `url` outside the pool (migrations, the LISTEN
@@ -262,7 +271,7 @@ pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<(
 /// Whether PostgreSQL answers a trivial query through the pool (`/readyz`).
 pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     let client = pool.get().await?;
-    client.simple_query("SELECT 1").await?;
+    client.batch_execute("SELECT 1").await?;
     Ok(())
 }
 

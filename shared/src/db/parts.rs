@@ -1,6 +1,6 @@
 //! The part store: parts received for chunked uploads.
 
-use deadpool_postgres::{GenericClient, Pool, Transaction};
+use crate::db::{pool::Exec, Pool, Transaction};
 use uuid::Uuid;
 
 use super::DbError;
@@ -31,7 +31,7 @@ impl PartStore {
     /// [`PartStore::upsert`] on `client` (a connection, or a transaction the
     /// part must commit with).
     pub async fn upsert_on(
-        client: &impl GenericClient,
+        client: &impl Exec,
         claim_id: Uuid,
         part: &Part,
     ) -> Result<bool, DbError> {

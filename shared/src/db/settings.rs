@@ -1,7 +1,7 @@
 //! `claimcheck.settings`: configuration the SQL functions need and only the
 //! processes know.
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 
 use super::DbError;
 

@@ -7,9 +7,9 @@
 //! holder of the claim's writer lock: a writer that lost its lock (it
 //! stalled past the lease and another pod took over) writes nothing.
 
+use crate::db::Pool;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::{ClaimStore, DbError, PartStore};
@@ -97,13 +97,13 @@ impl TailStore {
     #[tracing::instrument(name = "db.tail_extent", skip_all)]
     pub async fn extent(&self, claim_id: Uuid) -> Result<(u64, u64), DbError> {
         let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(
+        let row = client
+            .query_one_cached(
                 "SELECT coalesce(min(start_offset), 0), coalesce(sum(octet_length(bytes)), 0)::bigint
                    FROM claimcheck.upload_tails WHERE claim_id = $1",
+                &[&claim_id],
             )
             .await?;
-        let row = client.query_one(&statement, &[&claim_id]).await?;
         let (start, len): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         Ok((start as u64, len as u64))
     }
@@ -150,7 +150,7 @@ impl TailStore {
     /// Drops claim `id`'s tail inside `tx` (its object turned out whole: the
     /// sweeper's recovery).
     pub async fn delete_by_claim_in(
-        tx: &deadpool_postgres::Transaction<'_>,
+        tx: &crate::db::Transaction<'_>,
         claim_id: Uuid,
     ) -> Result<u64, DbError> {
         Ok(tx

@@ -3,8 +3,8 @@
 
 use std::str::FromStr;
 
+use crate::db::Pool;
 use chrono::Utc;
-use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -65,7 +65,7 @@ impl TokenStore {
             "expires_at": info.expires_at, "owners": info.owners,
         });
         let target = info.id.to_string();
-        audit_log::append_in(&*tx, actor, AuditAction::TokenMinted, &target, detail).await?;
+        audit_log::append_in(&tx, actor, AuditAction::TokenMinted, &target, detail).await?;
         tx.commit().await?;
         Ok(MintedToken { token, info })
     }
@@ -139,7 +139,7 @@ impl TokenStore {
         if n == 1 {
             let target = id.to_string();
             let detail = serde_json::json!({});
-            audit_log::append_in(&*tx, actor, AuditAction::TokenRevoked, &target, detail).await?;
+            audit_log::append_in(&tx, actor, AuditAction::TokenRevoked, &target, detail).await?;
             tx.commit().await?;
         }
         Ok(n == 1)

@@ -264,11 +264,11 @@ async fn delete_chunk(ctx: &JobContext, chunk: &[String]) -> Vec<(String, String
 /// waits for a notification or the poll interval. On cancel it stops leasing
 /// and finishes the batch in hand within the shutdown timeout, or hands its
 /// rows back ([`crate::db::DeleteQueue::release`]) when the time is up.
-pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
+pub async fn run(ctx: JobContext, listen_url: Option<String>, cancel: CancellationToken) {
     // A lost notification connection is reopened after the poll interval,
     // the same interval the loop polls at meanwhile.
-    let wake = Wakeups::listen(
-        database_url,
+    let wake = Wakeups::listen_or_poll(
+        listen_url,
         CHANNEL,
         ctx.settings.poll_interval,
         cancel.clone(),

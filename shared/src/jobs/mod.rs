@@ -23,7 +23,7 @@ pub mod webhooks;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -209,14 +209,15 @@ impl JobContext {
 /// gauges) until
 /// `cancel` fires, then lets each finish or hand back its work within
 /// [`JobSettings::shutdown_timeout`].
-pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
+/// `listen_url` is where LISTEN connects (`None`: poll only).
+pub async fn run(ctx: JobContext, listen_url: Option<String>, cancel: CancellationToken) {
     let tasks = [
         tokio::spawn(delete_worker::run(
             ctx.clone(),
-            database_url.clone(),
+            listen_url.clone(),
             cancel.clone(),
         )),
-        tokio::spawn(webhooks::run(ctx.clone(), database_url, cancel.clone())),
+        tokio::spawn(webhooks::run(ctx.clone(), listen_url, cancel.clone())),
         tokio::spawn(sweeper::run(ctx.clone(), cancel.clone())),
         tokio::spawn(reaper::run(ctx.clone(), cancel.clone())),
         tokio::spawn(retention::run(ctx.clone(), cancel.clone())),

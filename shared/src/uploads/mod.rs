@@ -19,7 +19,7 @@ mod single;
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use uuid::Uuid;
 
 pub use append::{Append, Appended};

@@ -8,12 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use claimcheck::db::Pool;
 use claimcheck::{
     jobs::{audit, delete_worker, reaper, sweeper, JobContext, JobSettings},
     metrics::Metrics,
     store::ObjectStore,
 };
-use deadpool_postgres::Pool;
 
 use crate::{jobs::fast_settings, procs::run_worker_command, stores::S3Target};
 

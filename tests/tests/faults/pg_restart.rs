@@ -21,7 +21,7 @@ use reqwest::Method;
 
 const OUTAGE: Duration = Duration::from_secs(3);
 
-fn pool(url: &str) -> deadpool_postgres::Pool {
+fn pool(url: &str) -> claimcheck::db::Pool {
     claimcheck::db::connect(url, 8).expect("pool")
 }
 

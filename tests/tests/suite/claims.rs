@@ -186,7 +186,10 @@ async fn mark_uploaded_races_two_sweepers_with_one_winner_per_claim() {
         let (store, ids) = (store.clone(), ids.clone());
         tokio::spawn(async move {
             let mut won = Vec::new();
-            for id in ids.iter() {
+            // Latest deadline first: the completer surely wins the first
+            // ones it tries and the sweepers the earliest, however slow the
+            // machine; the claims in between are the race.
+            for id in ids.iter().rev() {
                 if let Transition::Done(_) =
                     store.mark_uploaded(*id, None, Some(DAY)).await.unwrap()
                 {

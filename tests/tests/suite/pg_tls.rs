@@ -195,7 +195,7 @@ async fn listen_connection_uses_tls(pg: &TlsCluster, url: &str) {
     let cancel = CancellationToken::new();
     let worker = tokio::spawn(delete_worker::run(
         ctx.clone(),
-        url.to_owned(),
+        Some(url.to_owned()),
         cancel.clone(),
     ));
 

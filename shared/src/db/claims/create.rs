@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Transaction;
+use crate::db::Transaction;
 use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, COLUMNS};
@@ -189,8 +189,7 @@ impl ClaimStore {
         // is prepared once per connection: an unnamed statement would add a
         // parse round trip per statement to the time other creations of the
         // same owner wait.
-        let lock = tx.prepare_cached(OWNER_LOCK).await?;
-        tx.execute(&lock, &[&new.owner]).await?;
+        tx.execute_cached(OWNER_LOCK, &[&new.owner]).await?;
         if let Some(idem) = idempotency_key {
             if let Some(claim) = reuse_idempotent(&tx, new, idem).await? {
                 return Ok(Created::Existing(claim));
@@ -203,18 +202,18 @@ impl ClaimStore {
             drop(tx);
             if refused.quota != Quota::Pending {
                 let data = refused_json(&refused);
-                events::insert_in(&**client, EventType::QuotaExceeded, Some(&new.owner), &data)
+                events::insert_in(&client, EventType::QuotaExceeded, Some(&new.owner), &data)
                     .await?;
             }
             return Err(CreateError::Refused(refused));
         }
         let (part_size, part_count) = new.parts.unzip();
-        let insert = tx.prepare_cached(&insert_sql()).await?;
+
         let resumable = new.resumable.as_ref();
         let protocol = if resumable.is_some() { "tus" } else { "rest" };
         let row = tx
-            .query_one(
-                &insert,
+            .query_one_cached(
+                &insert_sql(),
                 &[
                     &new.id,
                     &new.key,

@@ -12,7 +12,7 @@
 //! function, so that statement is in [`super::objects`] (the rule is in
 //! [`crate::db`]).
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 

@@ -25,8 +25,7 @@ impl ClaimStore {
                        FROM claimcheck.upload_tails t WHERE t.claim_id = c.id) AS tail_bytes
                FROM claimcheck.upload_claims c WHERE c.id = $1"
         );
-        let statement = client.prepare_cached(&sql).await?;
-        let Some(row) = client.query_opt(&statement, &[&id]).await? else {
+        let Some(row) = client.query_opt_cached(&sql, &[&id]).await? else {
             return Ok(None);
         };
         let parts: i64 = row.try_get("parts_bytes")?;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Transaction;
+use crate::db::Transaction;
 use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, COLUMNS};

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
+use crate::db::Transaction;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
 use super::ClaimStore;

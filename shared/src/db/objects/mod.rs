@@ -10,7 +10,7 @@
 mod adopt;
 mod audit;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use tokio_postgres::Row;
 
 use super::DbError;

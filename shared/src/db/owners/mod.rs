@@ -15,8 +15,8 @@ mod quota;
 
 use std::time::Duration;
 
-use deadpool_postgres::{Pool, Transaction};
-use tokio_postgres::{Row, ToStatement};
+use crate::db::{Pool, Transaction};
+use tokio_postgres::Row;
 
 pub use quota::{
     Charge, OwnerQuota, OwnerUsage, Quota, QuotaChange, QuotaExceeded, QuotaOverrides, Quotas,
@@ -88,29 +88,35 @@ struct Read {
     usage: OwnerUsage,
 }
 
-async fn read<S: ?Sized + ToStatement + Sync + Send>(
-    client: &impl tokio_postgres::GenericClient,
-    statement: &S,
-    owner: &str,
+/// [`READ`]'s parameters.
+struct ReadArgs<'a> {
+    owner: &'a str,
     pending_cap: i64,
-    releases: &[uuid::Uuid],
-    default_bytes: u64,
+    releases: &'a [uuid::Uuid],
+    default_bytes: i64,
     always_sum: bool,
-) -> Result<Read, DbError> {
-    let default_bytes = default_bytes.min(i64::MAX as u64) as i64;
-    let row = client
-        .query_one(
-            statement,
-            &[&owner, &pending_cap, &releases, &default_bytes, &always_sum],
-        )
-        .await?;
+}
+
+impl ReadArgs<'_> {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 5] {
+        [
+            &self.owner,
+            &self.pending_cap,
+            &self.releases,
+            &self.default_bytes,
+            &self.always_sum,
+        ]
+    }
+}
+
+fn read_from_row(row: &Row) -> Result<Read, DbError> {
     Ok(Read {
-        overrides: overrides_from_row(&row)?,
+        overrides: overrides_from_row(row)?,
         usage: OwnerUsage {
             bytes: row.try_get::<_, Option<i64>>("held")?.unwrap_or(0).max(0) as u64,
-            daily_bytes: u64_col(&row, "daily_bytes_used")?,
-            daily_uploads: u64_col(&row, "daily_uploads_used")?,
-            pending: u64_col(&row, "pending")?,
+            daily_bytes: u64_col(row, "daily_bytes_used")?,
+            daily_uploads: u64_col(row, "daily_uploads_used")?,
+            pending: u64_col(row, "pending")?,
             day: row.try_get("day")?,
         },
     })
@@ -126,20 +132,15 @@ pub(crate) async fn check_in(
     charge: &Charge,
 ) -> Result<Result<(), QuotaExceeded>, DbError> {
     // Counting pending claims stops at the cap: only "under or not" matters.
-    // Prepared once per connection: it runs while the owner's lock is held.
-    let statement = tx.prepare_cached(READ).await?;
-    let pending_cap = i64::from(max_pending);
-    let releases = &charge.releases;
-    let read = read(
-        &**tx,
-        &statement,
+    let args = ReadArgs {
         owner,
-        pending_cap,
-        releases,
-        defaults.bytes,
-        false,
-    )
-    .await?;
+        pending_cap: i64::from(max_pending),
+        releases: &charge.releases,
+        default_bytes: defaults.bytes.min(i64::MAX as u64) as i64,
+        always_sum: false,
+    };
+    // Prepared once per connection: it runs while the owner's lock is held.
+    let read = read_from_row(&tx.query_one_cached(READ, &args.params()).await?)?;
     let limits = read.overrides.over(defaults);
     let usage = &read.usage;
     let refused = |quota, limit, usage, requested| {
@@ -194,7 +195,14 @@ impl Owners {
     /// bytes included.
     pub async fn show(&self, owner: &str, defaults: &Quotas) -> Result<OwnerQuota, DbError> {
         let client = self.pool.get().await?;
-        let read = read(&**client, READ, owner, i64::MAX, &[], defaults.bytes, true).await?;
+        let args = ReadArgs {
+            owner,
+            pending_cap: i64::MAX,
+            releases: &[],
+            default_bytes: defaults.bytes.min(i64::MAX as u64) as i64,
+            always_sum: true,
+        };
+        let read = read_from_row(&client.query_one(READ, &args.params()).await?)?;
         Ok(OwnerQuota {
             owner: owner.to_owned(),
             limits: read.overrides.over(defaults),
@@ -242,7 +250,7 @@ impl Owners {
         )
         .await?;
         let detail = serde_json::json!({ "before": before, "after": after });
-        audit_log::append_in(&*tx, actor, AuditAction::QuotaChanged, owner, detail).await?;
+        audit_log::append_in(&tx, actor, AuditAction::QuotaChanged, owner, detail).await?;
         tx.commit().await?;
         drop(client);
         self.show(owner, defaults).await

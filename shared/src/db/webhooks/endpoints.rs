@@ -38,7 +38,7 @@ impl WebhookStore {
         let endpoint = endpoint_from_row(&row)?;
         let target = endpoint.id.to_string();
         let detail = serde_json::json!({ "url": url, "events": events });
-        audit_log::append_in(&*tx, actor, AuditAction::WebhookCreated, &target, detail).await?;
+        audit_log::append_in(&tx, actor, AuditAction::WebhookCreated, &target, detail).await?;
         tx.commit().await?;
         Ok((endpoint, secret))
     }
@@ -87,7 +87,7 @@ impl WebhookStore {
         let (url, events): (String, Vec<String>) = (row.try_get(0)?, row.try_get(1)?);
         let detail = serde_json::json!({ "url": url, "events": events });
         let target = id.to_string();
-        audit_log::append_in(&*tx, actor, AuditAction::WebhookDeleted, &target, detail).await?;
+        audit_log::append_in(&tx, actor, AuditAction::WebhookDeleted, &target, detail).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -109,7 +109,7 @@ impl WebhookStore {
         if n > 0 {
             let target = endpoint.map_or_else(|| "*".to_owned(), |id| id.to_string());
             let detail = serde_json::json!({ "deliveries": n });
-            audit_log::append_in(&*tx, actor, AuditAction::WebhookRetried, &target, detail).await?;
+            audit_log::append_in(&tx, actor, AuditAction::WebhookRetried, &target, detail).await?;
             tx.commit().await?;
         }
         Ok(n)

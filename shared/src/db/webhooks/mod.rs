@@ -8,8 +8,8 @@ mod endpoints;
 
 use std::time::Duration;
 
+use crate::db::Pool;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::{
@@ -155,10 +155,9 @@ impl WebhookStore {
         let client = self.pool.get().await?;
         let token = Uuid::new_v4();
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
-        let statement = client.prepare_cached(LEASE).await?;
         let rows = client
-            .query(
-                &statement,
+            .query_cached(
+                LEASE,
                 &[&limit, &secs(lease), &token, &max_attempts, &per_endpoint],
             )
             .await?;
@@ -188,18 +187,16 @@ impl WebhookStore {
         }
         let (ids, statuses): (Vec<i64>, Vec<i32>) = delivered.iter().copied().unzip();
         let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(
+        Ok(client
+            .execute_cached(
                 "UPDATE claimcheck.webhook_deliveries d
                     SET done_at = now(), leased_until = NULL, lease_token = NULL,
                         last_status = x.status
                    FROM unnest($1::bigint[], $2::int[]) AS x(id, status)
                   WHERE d.id = x.id AND d.lease_token = $3
                     AND d.done_at IS NULL AND d.dead_at IS NULL",
+                &[&ids, &statuses, &token],
             )
-            .await?;
-        Ok(client
-            .execute(&statement, &[&ids, &statuses, &token])
             .await?)
     }
 

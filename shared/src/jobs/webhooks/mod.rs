@@ -204,10 +204,10 @@ async fn deliver(
 
 /// The webhook loop: publish and deliver while there is work, else wait
 /// for a notification or the poll interval; prune every sweep interval.
-pub async fn run(ctx: JobContext, database_url: String, cancel: CancellationToken) {
+pub async fn run(ctx: JobContext, listen_url: Option<String>, cancel: CancellationToken) {
     let poll = ctx.settings.poll_interval;
-    let events = Wakeups::listen(database_url.clone(), EVENTS_CHANNEL, poll, cancel.clone());
-    let deliveries = Wakeups::listen(database_url, DELIVERIES_CHANNEL, poll, cancel.clone());
+    let events = Wakeups::listen_or_poll(listen_url.clone(), EVENTS_CHANNEL, poll, cancel.clone());
+    let deliveries = Wakeups::listen_or_poll(listen_url, DELIVERIES_CHANNEL, poll, cancel.clone());
     let http = send::client(ctx.settings.webhook_timeout);
     let mut last_prune: Option<Instant> = None;
     while !cancel.is_cancelled() {

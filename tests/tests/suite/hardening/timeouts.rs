@@ -143,7 +143,7 @@ async fn a_worker_store_call_is_bounded_and_a_wedged_loop_is_seen() {
         .await
         .unwrap();
     let cancel = CancellationToken::new();
-    let loops = tokio::spawn(jobs::run(ctx.clone(), db.url.clone(), cancel.clone()));
+    let loops = tokio::spawn(jobs::run(ctx.clone(), Some(db.url.clone()), cancel.clone()));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
         ctx.liveness

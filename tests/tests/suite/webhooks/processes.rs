@@ -97,16 +97,24 @@ async fn a_worker_killed_with_deliveries_in_hand_loses_none() {
     // After the lease (3 timeouts + 10 s) the delivery comes again.
     let got = hook.wait_for(2, Duration::from_secs(40)).await;
     assert_eq!(got[1].id(), id, "the same event, at least once");
-    let done = db
-        .client()
-        .await
-        .query_one(
-            "SELECT count(*) FROM claimcheck.webhook_deliveries WHERE done_at IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0);
+    // The worker records the delivery once the answer is in: after the
+    // receiver saw it, so wait for the row (bounded) rather than race it.
+    let client = db.client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let done = loop {
+        let done: i64 = client
+            .query_one(
+                "SELECT count(*) FROM claimcheck.webhook_deliveries WHERE done_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if done > 0 || std::time::Instant::now() > deadline {
+            break done;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(done, 1);
     drop(second);
 }
