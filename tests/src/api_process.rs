@@ -48,6 +48,9 @@ impl ApiProcess {
             .env("CLAIMCHECK_LISTEN", "127.0.0.1:0")
             .env("CLAIMCHECK_LOG_FORMAT", "json")
             .env("RUST_LOG", "info");
+        for (k, v) in crate::db::pooler_env_for(database_url) {
+            command.env(k, v);
+        }
         for (k, v) in env {
             command.env(k, v);
         }

@@ -136,6 +136,11 @@ pub fn worker_command(env: &[(&str, String)]) -> Command {
         .env("CLAIMCHECK_LOG_FORMAT", "json")
         .env("CLAIMCHECK_METRICS_LISTEN", "127.0.0.1:0")
         .stdin(Stdio::null());
+    if let Some((_, url)) = env.iter().find(|(k, _)| *k == "DATABASE_URL") {
+        for (k, v) in crate::db::pooler_env_for(url) {
+            cmd.env(k, v);
+        }
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
