@@ -6,7 +6,7 @@
 //! fault.
 
 mod load;
-mod servers;
+pub(crate) mod servers;
 mod settle;
 
 use std::time::{Duration, Instant};

@@ -11,6 +11,7 @@ pub mod core;
 pub mod db;
 pub mod faults;
 pub mod jobs;
+pub mod pooler;
 pub mod procs;
 pub mod stores;
 

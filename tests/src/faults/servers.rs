@@ -26,7 +26,7 @@ fn script_command(name: &str, args: &[&str], env: &[(String, String)]) -> std::p
 
 /// Runs `bash scripts/lib/NAME ARGS` with `env`; panics unless it succeeds;
 /// returns its standard output.
-fn script(name: &str, args: &[&str], env: &[(String, String)]) -> String {
+pub(crate) fn script(name: &str, args: &[&str], env: &[(String, String)]) -> String {
     let out = script_command(name, args, env)
         .output()
         .unwrap_or_else(|e| panic!("run scripts/lib/{name}: {e}"));
@@ -41,13 +41,13 @@ fn script(name: &str, args: &[&str], env: &[(String, String)]) -> String {
 
 /// Runs `bash scripts/lib/NAME ARG` with `env` and ignores how it went: for
 /// clean-up in `drop`, where a second panic would hide the test's own.
-fn clean_up(name: &str, arg: &str, env: &[(String, String)]) {
+pub(crate) fn clean_up(name: &str, arg: &str, env: &[(String, String)]) {
     let _ = script_command(name, &[arg], env)
         .stdout(Stdio::null())
         .status();
 }
 
-fn key_values(stdout: &str) -> Vec<(String, String)> {
+pub(crate) fn key_values(stdout: &str) -> Vec<(String, String)> {
     stdout
         .lines()
         .filter_map(|l| l.split_once('='))
@@ -55,7 +55,7 @@ fn key_values(stdout: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn value(env: &[(String, String)], name: &str) -> String {
+pub(crate) fn value(env: &[(String, String)], name: &str) -> String {
     env.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.clone())

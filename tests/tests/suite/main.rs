@@ -17,6 +17,7 @@ mod object_store;
 mod operate;
 mod owner_bound;
 mod pg_tls;
+mod pooler;
 mod progress;
 mod queue;
 mod quotas;
