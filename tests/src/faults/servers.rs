@@ -180,6 +180,21 @@ impl PostgresPair {
         script("postgres.sh", &["stop-primary", "immediate"], &self.env);
     }
 
+    /// Fences the primary without stopping it, as a failover manager may
+    /// before promoting: every new transaction is read-only, in the open
+    /// sessions too (the setting is reloaded), and the sessions stay open.
+    pub async fn fence_primary(&self) {
+        let client = crate::db::connect(&self.primary_url).await;
+        // Two statements: a multi-statement batch is one transaction, which
+        // ALTER SYSTEM refuses.
+        for sql in [
+            "ALTER SYSTEM SET default_transaction_read_only = on",
+            "SELECT pg_reload_conf()",
+        ] {
+            client.batch_execute(sql).await.expect("fence the primary");
+        }
+    }
+
     /// Promotes the standby and waits until it accepts writes.
     pub fn promote_standby(&self) {
         script("postgres.sh", &["promote-standby"], &self.env);

@@ -15,6 +15,7 @@
 mod api_kill;
 mod fuzz;
 mod pg_failover;
+mod pg_fenced;
 mod pg_restart;
 mod pooler_load;
 mod s3_outage;
