@@ -343,7 +343,7 @@ async fn failover_during_uploads_and_a_drain_loses_no_acknowledged_write() {
          done), standby promoted at {promoted_at:.1?}; 2 APIs x 6 writers: {} answers, {} x 503 \
          unavailable (Retry-After) from {first_503:.1?} to {last_503:.1?}, first success after the \
          promotion at {first_ok_after:.1?} ({:.0?} after it), {ok_after} ok after; slowest answer \
-         {:.1?}; /readyz {ready_during} during; acknowledged: {} uploads started, {} uploaded, {} \
+         {:.1?}; /readyz {ready_during} during; acknowledged: {} uploads ({} of them uploaded), {} \
          consumed, {} deleted or discarded ({} discards redone after a lost answer), none lost; \
          worker: deleting again {worker_resumed_in:.1?} after the promotion, queue empty after \
          {drained_in:.1?}, {warnings} warnings/errors logged; {settled}; after: {} objects, all \
