@@ -8,6 +8,7 @@
 mod load;
 pub(crate) mod servers;
 mod settle;
+mod writes;
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +16,12 @@ pub use crate::jobs::record_removals;
 pub use crate::{api_process::ApiProcess, db::token, stores::S3Target};
 use crate::{db::connect, procs::WorkerProcess};
 pub use load::{status_and_code, Answer, Caller, Clients, Outage, Pause};
-pub use servers::{workspace_root, PrivateGarage, PrivatePostgres};
+pub use servers::{workspace_root, PostgresPair, PrivateGarage, PrivatePostgres};
 pub use settle::{
     check_invariants, run_audit, settle, settle_and_check, settle_context, settle_settings,
     Checked, Settled,
 };
+pub use writes::{lost_writes, Item, Stage, Writers, Written};
 
 /// One fault scenario at a time in the fault binary, whatever the harness's
 /// thread count: they measure timings and load the 2 cores.

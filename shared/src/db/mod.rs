@@ -97,8 +97,14 @@ impl DbError {
                 e.is_closed()
                     || e.code().is_none_or(|code| {
                         // No SQLSTATE: the connection failed. Class 08 and 57P
-                        // (admin shutdown, cannot connect now) are outages too.
-                        code.code().starts_with("08") || code.code().starts_with("57P")
+                        // (admin shutdown, cannot connect now) are outages too,
+                        // and so is 25006: the server refused a write as
+                        // read-only, a primary fenced or demoted in a failover
+                        // (the connection is then not pooled again, see
+                        // [`pool::Client`]), so a retry reaches the new one.
+                        code.code().starts_with("08")
+                            || code.code().starts_with("57P")
+                            || code == &SqlState::READ_ONLY_SQL_TRANSACTION
                     })
             }
             DbError::Corrupt(_) | DbError::Migration(_) | DbError::Config(_) => false,

@@ -19,16 +19,21 @@
 //! Statements inside a transaction ([`Transaction`]) are safe either way: a
 //! transaction keeps its server.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+mod statements;
+mod unnamed;
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
 };
 
 use deadpool_postgres::{Object, PoolError, Status};
 use tokio_postgres::{
+    error::SqlState,
     types::{ToSql, Type},
-    Error, GenericClient, Row,
+    Error, Row,
 };
+use unnamed::{cached_types, describe, typed};
 
 /// How statements reach PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,8 +61,9 @@ impl Pool {
     /// wait timeout).
     pub async fn get(&self) -> Result<Client, PoolError> {
         Ok(Client {
-            inner: self.inner.get().await?,
+            inner: Some(self.inner.get().await?),
             statements: self.statements,
+            read_only: AtomicBool::new(false),
         })
     }
 
@@ -78,9 +84,39 @@ impl Pool {
 }
 
 /// A pooled connection.
+///
+/// One whose server refused a write as read-only (SQLSTATE 25006: a primary
+/// fenced or demoted during a failover) is closed when dropped, not pooled
+/// again: the pool's fast recycling only notices closed connections, so it
+/// would hand the same read-only session out forever, while a new
+/// connection goes, through a multi-host URL with
+/// `target_session_attrs=read-write`, to the server that writes now.
 pub struct Client {
-    inner: Object,
+    /// `None` only once dropped.
+    inner: Option<Object>,
     statements: Statements,
+    read_only: AtomicBool,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.read_only.load(Ordering::Relaxed) {
+            if let Some(object) = self.inner.take() {
+                // Out of the pool; dropping the client closes the connection.
+                drop(Object::take(object));
+            }
+        }
+    }
+}
+
+/// Records on `read_only` whether `result` is a write refused as read-only.
+fn watch<T>(read_only: &AtomicBool, result: Result<T, Error>) -> Result<T, Error> {
+    if let Err(e) = &result {
+        if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+            read_only.store(true, Ordering::Relaxed);
+        }
+    }
+    result
 }
 
 impl std::fmt::Debug for Client {
@@ -94,15 +130,17 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Starts a transaction.
     pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        let object = self.inner.as_mut().expect("present until dropped");
         Ok(Transaction {
-            inner: self.inner.transaction().await?,
+            inner: object.transaction().await?,
             statements: self.statements,
+            read_only: &self.read_only,
         })
     }
 
     /// Runs `sql` (no parameters) with the simple query protocol.
     pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-        self.inner.batch_execute(sql).await
+        watch(&self.read_only, self.raw().batch_execute(sql).await)
     }
 
     /// The parameter types of `sql` in unnamed mode (`None` when prepared).
@@ -114,7 +152,7 @@ impl Client {
             return Ok(Some(types));
         }
         // Parsed and closed inside one transaction: one server sees both.
-        let client: &tokio_postgres::Client = &self.inner;
+        let client = self.raw();
         client.batch_execute("BEGIN").await?;
         let described = describe(client, sql).await;
         let ended = client
@@ -130,11 +168,19 @@ impl Client {
     }
 
     async fn cached_statement(&self, sql: &str) -> Result<tokio_postgres::Statement, Error> {
-        self.inner.prepare_cached(sql).await
+        self.object().prepare_cached(sql).await
+    }
+
+    fn object(&self) -> &Object {
+        self.inner.as_ref().expect("present until dropped")
     }
 
     fn raw(&self) -> &tokio_postgres::Client {
-        &self.inner
+        self.object()
+    }
+
+    fn read_only_flag(&self) -> &AtomicBool {
+        &self.read_only
     }
 }
 
@@ -143,12 +189,15 @@ impl Client {
 pub struct Transaction<'a> {
     inner: deadpool_postgres::Transaction<'a>,
     statements: Statements,
+    /// The connection's flag ([`Client`]).
+    read_only: &'a AtomicBool,
 }
 
 impl<'a> Transaction<'a> {
     /// Commits.
     pub async fn commit(self) -> Result<(), Error> {
-        self.inner.commit().await
+        let read_only = self.read_only;
+        watch(read_only, self.inner.commit().await)
     }
 
     /// Rolls back (dropping it does too, without waiting).
@@ -173,6 +222,10 @@ impl<'a> Transaction<'a> {
     fn raw(&self) -> &tokio_postgres::Transaction<'a> {
         &self.inner
     }
+
+    fn read_only_flag(&self) -> &AtomicBool {
+        self.read_only
+    }
 }
 
 impl<'a> std::ops::Deref for Transaction<'a> {
@@ -188,147 +241,6 @@ impl std::ops::DerefMut for Transaction<'_> {
         &mut self.inner
     }
 }
-
-/// The statements of [`Client`] and [`Transaction`], alike: `query*` and
-/// `execute` parse each time when prepared (as tokio-postgres does), the
-/// `*_cached` ones prepare once per connection; both go out as the unnamed
-/// statement in unnamed mode.
-macro_rules! statements {
-    ($type:ty) => {
-        impl $type {
-            /// The rows of `sql`.
-            pub async fn query(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Vec<Row>, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => self.raw().query(sql, params).await,
-                    Some(types) => self.raw().query_typed(sql, &typed(params, &types)).await,
-                }
-            }
-
-            /// The one row of `sql` (an error for none or several).
-            pub async fn query_one(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Row, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => self.raw().query_one(sql, params).await,
-                    Some(types) => {
-                        self.raw()
-                            .query_typed_one(sql, &typed(params, &types))
-                            .await
-                    }
-                }
-            }
-
-            /// The row of `sql`, if any (an error for several).
-            pub async fn query_opt(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Option<Row>, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => self.raw().query_opt(sql, params).await,
-                    Some(types) => {
-                        self.raw()
-                            .query_typed_opt(sql, &typed(params, &types))
-                            .await
-                    }
-                }
-            }
-
-            /// Runs `sql`; the rows it changed.
-            pub async fn execute(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<u64, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => self.raw().execute(sql, params).await,
-                    Some(types) => self.raw().execute_typed(sql, &typed(params, &types)).await,
-                }
-            }
-
-            /// [`query`](Self::query), prepared once per connection.
-            pub async fn query_cached(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Vec<Row>, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => {
-                        self.raw()
-                            .query(&self.cached_statement(sql).await?, params)
-                            .await
-                    }
-                    Some(types) => self.raw().query_typed(sql, &typed(params, &types)).await,
-                }
-            }
-
-            /// [`query_one`](Self::query_one), prepared once per connection.
-            pub async fn query_one_cached(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Row, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => {
-                        self.raw()
-                            .query_one(&self.cached_statement(sql).await?, params)
-                            .await
-                    }
-                    Some(types) => {
-                        self.raw()
-                            .query_typed_one(sql, &typed(params, &types))
-                            .await
-                    }
-                }
-            }
-
-            /// [`query_opt`](Self::query_opt), prepared once per connection.
-            pub async fn query_opt_cached(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Option<Row>, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => {
-                        self.raw()
-                            .query_opt(&self.cached_statement(sql).await?, params)
-                            .await
-                    }
-                    Some(types) => {
-                        self.raw()
-                            .query_typed_opt(sql, &typed(params, &types))
-                            .await
-                    }
-                }
-            }
-
-            /// [`execute`](Self::execute), prepared once per connection.
-            pub async fn execute_cached(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<u64, Error> {
-                match self.unnamed_types(sql).await? {
-                    None => {
-                        self.raw()
-                            .execute(&self.cached_statement(sql).await?, params)
-                            .await
-                    }
-                    Some(types) => self.raw().execute_typed(sql, &typed(params, &types)).await,
-                }
-            }
-        }
-    };
-}
-
-statements!(Client);
-statements!(Transaction<'_>);
 
 /// A [`Client`] or a [`Transaction`], for statements that run on either
 /// (a connection of their own, or a transaction they must commit with).
@@ -370,39 +282,3 @@ macro_rules! exec {
 
 exec!(Client);
 exec!(Transaction<'_>);
-
-/// The parameter types of every SQL text described so far, by text: the
-/// statements are the service's own, a bounded set.
-fn type_cache() -> &'static Mutex<HashMap<String, Arc<[Type]>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<[Type]>>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
-fn cached_types(sql: &str) -> Option<Arc<[Type]>> {
-    type_cache()
-        .lock()
-        .expect("never poisoned")
-        .get(sql)
-        .cloned()
-}
-
-/// Parses `sql` through `client` (inside a transaction), reads its
-/// parameter types, closes it, and caches the types.
-async fn describe(client: &impl GenericClient, sql: &str) -> Result<Arc<[Type]>, Error> {
-    let statement = client.prepare(sql).await?;
-    let types: Arc<[Type]> = statement.params().into();
-    // Dropping the statement sends its Close now, inside the transaction.
-    drop(statement);
-    type_cache()
-        .lock()
-        .expect("never poisoned")
-        .insert(sql.to_owned(), types.clone());
-    Ok(types)
-}
-
-fn typed<'p>(
-    params: &[&'p (dyn ToSql + Sync)],
-    types: &[Type],
-) -> Vec<(&'p (dyn ToSql + Sync), Type)> {
-    params.iter().copied().zip(types.iter().cloned()).collect()
-}

@@ -137,3 +137,72 @@ impl Drop for PrivatePostgres {
         clean_up("postgres.sh", "destroy", &self.env);
     }
 }
+
+/// A PostgreSQL primary with a synchronous streaming standby, of the
+/// scenario's own (`scripts/lib/postgres.sh start-pair`), migrated through
+/// the multi-host URL, removed on drop.
+pub struct PostgresPair {
+    /// Both hosts, primary first, `target_session_attrs=read-write`: what
+    /// the processes are given.
+    pub url: String,
+    /// The primary alone.
+    pub primary_url: String,
+    /// The standby alone (read-only until promoted).
+    pub standby_url: String,
+    /// The standby's port (where the multi-host URL leads after a failover).
+    pub standby_port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl PostgresPair {
+    /// Starts the pair, waits until the standby streams synchronously, and
+    /// migrates through the multi-host URL (a few seconds).
+    pub async fn start() -> Self {
+        let env = key_values(&script("postgres.sh", &["start-pair"], &[]));
+        let pair = Self {
+            url: value(&env, "DATABASE_URL"),
+            primary_url: value(&env, "CLAIMCHECK_PG_PRIMARY_URL"),
+            standby_url: value(&env, "CLAIMCHECK_PG_STANDBY_URL"),
+            standby_port: value(&env, "CLAIMCHECK_PG_STANDBY_PORT")
+                .parse()
+                .expect("standby port"),
+            env,
+        };
+        claimcheck::db::migrate(&pair.url)
+            .await
+            .expect("migrate through the multi-host URL");
+        pair
+    }
+
+    /// Crashes the primary (`pg_ctl -m immediate`: every server process
+    /// quits at once, no shutdown checkpoint, nothing more sent to the standby).
+    pub fn crash_primary(&self) {
+        script("postgres.sh", &["stop-primary", "immediate"], &self.env);
+    }
+
+    /// Fences the primary without stopping it, as a failover manager may
+    /// before promoting: every new transaction is read-only, in the open
+    /// sessions too (the setting is reloaded), and the sessions stay open.
+    pub async fn fence_primary(&self) {
+        let client = crate::db::connect(&self.primary_url).await;
+        // Two statements: a multi-statement batch is one transaction, which
+        // ALTER SYSTEM refuses.
+        for sql in [
+            "ALTER SYSTEM SET default_transaction_read_only = on",
+            "SELECT pg_reload_conf()",
+        ] {
+            client.batch_execute(sql).await.expect("fence the primary");
+        }
+    }
+
+    /// Promotes the standby and waits until it accepts writes.
+    pub fn promote_standby(&self) {
+        script("postgres.sh", &["promote-standby"], &self.env);
+    }
+}
+
+impl Drop for PostgresPair {
+    fn drop(&mut self) {
+        clean_up("postgres.sh", "destroy-pair", &self.env);
+    }
+}
