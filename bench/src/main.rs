@@ -9,6 +9,7 @@
 mod client;
 mod fill;
 mod init_rate;
+mod raw;
 mod tail;
 mod throughput;
 mod tus_head;
@@ -54,6 +55,24 @@ enum Command {
     S3Objects(S3FillArgs),
     /// Creates small files under a filesystem store root; writes their keys.
     FsFiles(FsFilesArgs),
+    /// The S3 drain's limit: deletes the keys of a file straight with
+    /// `DeleteObjects` (1,000 keys a request).
+    S3Delete(RawArgs),
+    /// The sweeper's limit: `HeadObject` + `AbortMultipartUpload` for each
+    /// session of a file (`key<TAB>upload_id`).
+    S3Abort(RawArgs),
+}
+
+#[derive(Args)]
+struct RawArgs {
+    #[command(flatten)]
+    s3: S3,
+    /// The keys (or `key<TAB>upload_id` lines).
+    #[arg(long)]
+    input: String,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
 }
 
 #[derive(Args, Clone)]
@@ -203,5 +222,7 @@ async fn main() -> Result<()> {
         Command::FsFiles(a) => fs_files(a),
         Command::Tail(a) => tail::tail(a).await,
         Command::TusHead(a) => tus_head::tus_head(a).await,
+        Command::S3Delete(a) => raw::s3_delete(a).await,
+        Command::S3Abort(a) => raw::s3_abort(a).await,
     }
 }
