@@ -2,9 +2,10 @@
 //!
 //! One step ([`run_once`]) leases a batch, aborts the multipart sessions its
 //! rows carry, deletes their objects (S3: `DeleteObjects`, up to 1000 keys a
-//! request), then records each row's outcome: done rows go in one statement,
-//! failed rows are deferred with backoff or, after the last attempt, parked
-//! dead with their error. A missing object or session counts as deleted.
+//! request, the batch's keys spread over the concurrency), then records each
+//! row's outcome: done rows go in one statement, failed rows are deferred
+//! with backoff or, after the last attempt, parked dead with their error. A
+//! missing object or session counts as deleted.
 //!
 //! The loop ([`run`]) keeps leasing while rows come back, and otherwise waits
 //! for a notification on [`CHANNEL`] (a trigger sends one for every insert)
@@ -209,8 +210,10 @@ async fn store_work(ctx: &JobContext, rows: &[&PendingDelete]) -> HashMap<i64, S
     if keys.is_empty() {
         return failures;
     }
-    // The store says how its deletes batch (S3: 1000 keys a request; fs:
-    // spread over the concurrency, since one call unlinks one key at a time).
+    // The store says how its deletes batch (S3: at most 1000 keys a request;
+    // both stores spread the keys over the concurrency, since a call may
+    // handle its keys one at a time: the fs store's one blocking thread, a
+    // Garage cluster's DeleteObjects).
     let per_call = ctx
         .store
         .delete_batching()
