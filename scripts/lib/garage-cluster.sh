@@ -21,6 +21,9 @@
 #   garage_cluster_start N   start node N again with its config and data; wait
 #                            until it answers and sees the other two nodes.
 #   garage_cluster_status N  "running (pid P)" (success) or "stopped" (failure).
+#   garage_cluster_healthy N how many nodes node N sees connected, itself
+#                            included (Garage notices a dead peer only when a
+#                            write to it fails: seconds after a kill -9).
 #   garage_cluster_cleanup   stop every node, delete the directory.
 #
 # The per-node functions need CLAIMCHECK_GARAGE_CLUSTER_DIR and
@@ -118,6 +121,7 @@ garage_cluster_start() {
 }
 
 garage_cluster_status() { _garage_on_node "$1" _garage_status; }
+garage_cluster_healthy() { _garage_on_node "$1" _garage_healthy_nodes; }
 garage_cluster_kill() { _garage_on_node "$1" garage_stop KILL; }
 garage_cluster_stop() { _garage_on_node "$1" garage_stop TERM; }
 

@@ -33,6 +33,7 @@
 #                          N, CLAIMCHECK_TEST_S3_ENDPOINT_N and
 #                          CLAIMCHECK_TEST_GARAGE_{CONFIG,PIDFILE}_N
 #   scripts/lib/garage.sh kill-node N | stop-node N | start-node N | node-status N
+#   scripts/lib/garage.sh healthy-nodes N  how many nodes node N sees connected
 #   scripts/lib/garage.sh cleanup-cluster  stop every node, delete the directory
 #                          (these need CLAIMCHECK_GARAGE_CLUSTER_DIR and
 #                          CLAIMCHECK_TEST_GARAGE_BIN)
@@ -323,6 +324,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     stop-node) garage_cluster_stop "${2:-}" ;;
     start-node) garage_cluster_start "${2:-}" ;;
     node-status) garage_cluster_status "${2:-}" ;;
+    healthy-nodes) garage_cluster_healthy "${2:-}" ;;
     cleanup-cluster) garage_cluster_cleanup ;;
     status)
         pid=$(_garage_pid) && _garage_alive "$pid" && echo "running (pid $pid)" && exit 0
@@ -332,7 +334,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     *)
         echo "usage: $0 stop|kill|start|restart|status|start-private|cleanup" >&2
         echo "(needs CLAIMCHECK_TEST_GARAGE_BIN, CLAIMCHECK_TEST_GARAGE_CONFIG, CLAIMCHECK_TEST_GARAGE_PIDFILE)" >&2
-        echo "   or: $0 start-cluster|kill-node N|stop-node N|start-node N|node-status N|cleanup-cluster" >&2
+        echo "   or: $0 start-cluster|kill-node N|stop-node N|start-node N|node-status N|healthy-nodes N|cleanup-cluster" >&2
         echo "(needs CLAIMCHECK_GARAGE_CLUSTER_DIR and CLAIMCHECK_TEST_GARAGE_BIN, except start-cluster)" >&2
         exit 2
         ;;
