@@ -1,6 +1,7 @@
 //! The fault suite: each scenario runs the real binaries, injects a fault
-//! (`kill -9`, a stopped S3 server, a restarted PostgreSQL, clients that
-//! stall or lie, a fuzzer), lets the system settle and then runs
+//! (`kill -9`, a stopped S3 server, a Garage node lost from a cluster of
+//! three, a restarted PostgreSQL, clients that stall or lie, a fuzzer),
+//! lets the system settle and then runs
 //! `claimcheck-worker audit` and checks the invariants
 //! (`claimcheck_tests::faults::check_invariants`).
 //!
@@ -14,6 +15,7 @@
 
 mod api_kill;
 mod fuzz;
+mod garage_node;
 mod pg_restart;
 mod s3_outage;
 mod slow_clients;
