@@ -26,6 +26,17 @@
 #                          CLAIMCHECK_TEST_GARAGE_* lines to pass back
 #   scripts/lib/garage.sh cleanup         stop it and delete its directory
 #                          (needs CLAIMCHECK_GARAGE_DIR too)
+#
+# A 3-node cluster (replication_factor = 3, zones dc1-dc3; garage-cluster.sh):
+#   scripts/lib/garage.sh start-cluster   prints CLAIMCHECK_GARAGE_CLUSTER_DIR,
+#                          CLAIMCHECK_TEST_S3_* (endpoint: node 1) and, per node
+#                          N, CLAIMCHECK_TEST_S3_ENDPOINT_N and
+#                          CLAIMCHECK_TEST_GARAGE_{CONFIG,PIDFILE}_N
+#   scripts/lib/garage.sh kill-node N | stop-node N | start-node N | node-status N
+#   scripts/lib/garage.sh healthy-nodes N  how many nodes node N sees connected
+#   scripts/lib/garage.sh cleanup-cluster  stop every node, delete the directory
+#                          (these need CLAIMCHECK_GARAGE_CLUSTER_DIR and
+#                          CLAIMCHECK_TEST_GARAGE_BIN)
 
 [[ -n "${_CC_GARAGE_SH:-}" ]] && return 0
 _CC_GARAGE_SH=1
@@ -193,24 +204,25 @@ _garage_retry() {
     cc_die "garage $* failed"
 }
 
-garage_start_private() {
-    [[ -n "${CLAIMCHECK_TEST_GARAGE_BIN:-}" ]] || garage_ensure_installed
-    CLAIMCHECK_GARAGE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/claimcheck-garage.XXXXXX")
-    export CLAIMCHECK_GARAGE_DIR
-    local dir=$CLAIMCHECK_GARAGE_DIR ports rpc_port s3_port admin_port secret
-    ports=$(cc_free_ports 3)
-    { read -r rpc_port && read -r s3_port && read -r admin_port; } <<<"$ports"
+# 32 random bytes in hex: an rpc_secret.
+_garage_secret() {
     if command -v openssl >/dev/null 2>&1; then
-        secret=$(openssl rand -hex 32)
+        openssl rand -hex 32
     else
-        secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+        od -An -tx1 -N32 /dev/urandom | tr -d ' \n'
     fi
+}
+
+# _garage_write_config DIR REPLICATION_FACTOR RPC_PORT S3_PORT ADMIN_PORT SECRET:
+# DIR/garage.toml for a node on loopback keeping its data under DIR.
+_garage_write_config() {
+    local dir=$1 rf=$2 rpc_port=$3 s3_port=$4 admin_port=$5 secret=$6
     mkdir -p "$dir/meta" "$dir/data"
     cat >"$dir/garage.toml" <<TOML
 metadata_dir = "$dir/meta"
 data_dir = "$dir/data"
 db_engine = "sqlite"
-replication_factor = 1
+replication_factor = $rf
 
 rpc_bind_addr = "127.0.0.1:$rpc_port"
 rpc_public_addr = "127.0.0.1:$rpc_port"
@@ -225,6 +237,17 @@ root_domain = ".s3.garage.localhost"
 api_bind_addr = "127.0.0.1:$admin_port"
 TOML
     chmod 600 "$dir/garage.toml"
+}
+
+garage_start_private() {
+    [[ -n "${CLAIMCHECK_TEST_GARAGE_BIN:-}" ]] || garage_ensure_installed
+    CLAIMCHECK_GARAGE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/claimcheck-garage.XXXXXX")
+    export CLAIMCHECK_GARAGE_DIR
+    local dir=$CLAIMCHECK_GARAGE_DIR ports rpc_port s3_port admin_port secret
+    ports=$(cc_free_ports 3)
+    { read -r rpc_port && read -r s3_port && read -r admin_port; } <<<"$ports"
+    secret=$(_garage_secret)
+    _garage_write_config "$dir" 1 "$rpc_port" "$s3_port" "$admin_port" "$secret"
     export CLAIMCHECK_TEST_GARAGE_CONFIG=$dir/garage.toml
     export CLAIMCHECK_TEST_GARAGE_PIDFILE=$dir/garage.pid
     export CLAIMCHECK_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
@@ -234,14 +257,20 @@ TOML
     cc_log "starting Garage on 127.0.0.1:$s3_port (S3), rpc $rpc_port, admin $admin_port"
     garage_start
 
-    local node_id out key_id secret_key
+    local node_id
     node_id=$(_garage_retry node id -q)
     node_id=${node_id%%@*}
     node_id=$(printf '%s' "$node_id" | tr -d '[:space:]')
     [[ -n "$node_id" ]] || cc_die "could not read the garage node id"
     _garage_retry layout assign -z dc1 -c 1G "$node_id" >/dev/null
     _garage_retry layout apply --version 1 >/dev/null
+    _garage_key_and_bucket
+}
 
+# The test key and bucket, through the node of CLAIMCHECK_TEST_GARAGE_CONFIG
+# (its layout applied); exports CLAIMCHECK_TEST_S3_{ACCESS,SECRET}_KEY.
+_garage_key_and_bucket() {
+    local out key_id secret_key
     out=$(_garage_retry key create "$CLAIMCHECK_TEST_GARAGE_KEY_NAME")
     key_id=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*Key ID:[[:space:]]*//p' | head -n 1 | tr -d '[:space:]')
     secret_key=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*Secret key:[[:space:]]*//p' | head -n 1 | tr -d '[:space:]')
@@ -267,6 +296,9 @@ garage_cleanup() {
     unset CLAIMCHECK_GARAGE_DIR
 }
 
+# shellcheck source=scripts/lib/garage-cluster.sh
+source "$(dirname "${BASH_SOURCE[0]}")/garage-cluster.sh"
+
 # Executed directly: control the server described by the exported variables.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     set -euo pipefail
@@ -284,6 +316,16 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
         done
         ;;
     cleanup) garage_cleanup ;;
+    start-cluster)
+        garage_start_cluster
+        garage_cluster_env
+        ;;
+    kill-node) garage_cluster_kill "${2:-}" ;;
+    stop-node) garage_cluster_stop "${2:-}" ;;
+    start-node) garage_cluster_start "${2:-}" ;;
+    node-status) garage_cluster_status "${2:-}" ;;
+    healthy-nodes) garage_cluster_healthy "${2:-}" ;;
+    cleanup-cluster) garage_cluster_cleanup ;;
     status)
         pid=$(_garage_pid) && _garage_alive "$pid" && echo "running (pid $pid)" && exit 0
         echo "stopped"
@@ -292,6 +334,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     *)
         echo "usage: $0 stop|kill|start|restart|status|start-private|cleanup" >&2
         echo "(needs CLAIMCHECK_TEST_GARAGE_BIN, CLAIMCHECK_TEST_GARAGE_CONFIG, CLAIMCHECK_TEST_GARAGE_PIDFILE)" >&2
+        echo "   or: $0 start-cluster|kill-node N|stop-node N|start-node N|node-status N|healthy-nodes N|cleanup-cluster" >&2
+        echo "(needs CLAIMCHECK_GARAGE_CLUSTER_DIR and CLAIMCHECK_TEST_GARAGE_BIN, except start-cluster)" >&2
         exit 2
         ;;
     esac

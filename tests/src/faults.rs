@@ -3,11 +3,15 @@
 //! stopping them disturbs no other test), clients that keep calling the API
 //! through an outage, waiting for a worker's drain, settling the system with
 //! the library's single-step jobs, and the invariants checked after each
-//! fault.
+//! fault; upload clients that retry what the contract says to retry; a
+//! 3-node Garage that loses a node.
 
+mod listing;
 mod load;
+mod rounds;
 pub(crate) mod servers;
 mod settle;
+mod uploads;
 mod writes;
 
 use std::time::{Duration, Instant};
@@ -15,12 +19,15 @@ use std::time::{Duration, Instant};
 pub use crate::jobs::record_removals;
 pub use crate::{api_process::ApiProcess, db::token, stores::S3Target};
 use crate::{db::connect, procs::WorkerProcess};
+pub use listing::{listed_but_deleted, read_back, sessions_listed};
 pub use load::{status_and_code, Answer, Caller, Clients, Outage, Pause};
-pub use servers::{workspace_root, PostgresPair, PrivateGarage, PrivatePostgres};
+pub use rounds::{finish, refused_starts, start_uploads, summary, Running};
+pub use servers::{workspace_root, GarageCluster, PostgresPair, PrivateGarage, PrivatePostgres};
 pub use settle::{
     check_invariants, run_audit, settle, settle_and_check, settle_context, settle_settings,
     Checked, Settled,
 };
+pub use uploads::{upload, Finished, Protocol, Refusal, Upload, PART};
 pub use writes::{lost_writes, Item, Stage, Writers, Written};
 
 /// One fault scenario at a time in the fault binary, whatever the harness's

@@ -58,24 +58,32 @@ impl Uploads {
 
     /// Runs `work` while renewing the writer lock of claim `id`, so a long
     /// assembly keeps it and a dead pod's lock runs out within one lease.
+    ///
+    /// The renewals are a future of their own, polled beside `work`: a
+    /// renewal updates the claim row, which `work`'s own transaction may hold
+    /// (an append's commit locks it first), and a renewal awaited in place of
+    /// `work` would wait for a transaction that could never go on, a
+    /// deadlock PostgreSQL cannot see (the fault suite's Garage scenario hit
+    /// it when a part upload stalled across a renewal).
     pub(super) async fn with_writer<T>(
         &self,
         id: Uuid,
         token: Uuid,
         work: impl std::future::Future<Output = Result<T, UploadError>>,
     ) -> Result<T, UploadError> {
-        tokio::pin!(work);
-        let mut renew = tokio::time::interval(WRITER_LEASE / 3);
-        renew.tick().await; // the first tick is immediate
-        loop {
-            tokio::select! {
-                result = &mut work => return result,
-                _ = renew.tick() => {
-                    if let Err(e) = self.claims.renew_writer(id, token, WRITER_LEASE).await {
-                        tracing::warn!(error = %e, claim = %id, "could not renew the writer lock");
-                    }
+        let renewals = async {
+            let mut renew = tokio::time::interval(WRITER_LEASE / 3);
+            renew.tick().await; // the first tick is immediate
+            loop {
+                renew.tick().await;
+                if let Err(e) = self.claims.renew_writer(id, token, WRITER_LEASE).await {
+                    tracing::warn!(error = %e, claim = %id, "could not renew the writer lock");
                 }
             }
+        };
+        tokio::select! {
+            result = work => result,
+            never = renewals => never,
         }
     }
 

@@ -1,5 +1,6 @@
-//! A Garage and a PostgreSQL of the scenario's own, started and stopped
-//! through `scripts/lib`: stopping them disturbs no other test.
+//! A Garage (one node or a cluster of three) and a PostgreSQL of the
+//! scenario's own, started and stopped through `scripts/lib`: stopping them
+//! disturbs no other test.
 
 use std::{path::PathBuf, process::Stdio};
 
@@ -98,6 +99,61 @@ impl PrivateGarage {
 impl Drop for PrivateGarage {
     fn drop(&mut self) {
         clean_up("garage.sh", "cleanup", &self.env);
+    }
+}
+
+/// A 3-node Garage cluster of the scenario's own (`scripts/lib/garage.sh
+/// start-cluster`: replication factor 3, one node per zone), removed on drop.
+pub struct GarageCluster {
+    nodes: Vec<S3Target>,
+    env: Vec<(String, String)>,
+}
+
+impl GarageCluster {
+    /// Starts one: three nodes, connected, one layout applied, the key and
+    /// the bucket (a few seconds).
+    pub fn start() -> Self {
+        let env = key_values(&script("garage.sh", &["start-cluster"], &[]));
+        let nodes = (1..=3)
+            .map(|n| S3Target {
+                endpoint: value(&env, &format!("CLAIMCHECK_TEST_S3_ENDPOINT_{n}")),
+                bucket: value(&env, "CLAIMCHECK_TEST_S3_BUCKET"),
+                region: value(&env, "CLAIMCHECK_TEST_S3_REGION"),
+                access_key: value(&env, "CLAIMCHECK_TEST_S3_ACCESS_KEY"),
+                secret_key: value(&env, "CLAIMCHECK_TEST_S3_SECRET_KEY"),
+            })
+            .collect();
+        Self { nodes, env }
+    }
+
+    /// How to reach node `n` (1 to 3) over S3.
+    pub fn node(&self, n: usize) -> &S3Target {
+        &self.nodes[n - 1]
+    }
+
+    /// `kill -9` of node `n`.
+    pub fn kill(&self, n: usize) {
+        script("garage.sh", &["kill-node", &n.to_string()], &self.env);
+    }
+
+    /// How many nodes node `n` sees connected, itself included.
+    pub fn healthy_seen_by(&self, n: usize) -> usize {
+        script("garage.sh", &["healthy-nodes", &n.to_string()], &self.env)
+            .trim()
+            .parse()
+            .expect("a count of nodes")
+    }
+
+    /// Starts node `n` again on its data and waits until every running node
+    /// is connected to it.
+    pub fn start_again(&self, n: usize) {
+        script("garage.sh", &["start-node", &n.to_string()], &self.env);
+    }
+}
+
+impl Drop for GarageCluster {
+    fn drop(&mut self) {
+        clean_up("garage.sh", "cleanup-cluster", &self.env);
     }
 }
 

@@ -1,8 +1,9 @@
 //! The fault suite: each scenario runs the real binaries, injects a fault
-//! (`kill -9`, a stopped S3 server, a restarted PostgreSQL, a PostgreSQL
-//! failover to a standby, clients that stall or lie, a fuzzer), lets the
-//! system settle and then runs `claimcheck-worker audit` and checks the
-//! invariants (`claimcheck_tests::faults::check_invariants`).
+//! (`kill -9`, a stopped S3 server, a Garage node lost from a cluster of
+//! three, a restarted PostgreSQL, a PostgreSQL failover to a standby, 8 APIs
+//! behind PgBouncer, clients that stall or lie, a fuzzer), lets the system
+//! settle and then runs `claimcheck-worker audit` and checks the invariants
+//! (`claimcheck_tests::faults::check_invariants`).
 //!
 //! Its own test binary, so `cargo test` runs it after the main suite, never
 //! beside it; inside it the scenarios take a lock and run one at a time.
@@ -14,6 +15,7 @@
 
 mod api_kill;
 mod fuzz;
+mod garage_node;
 mod pg_failover;
 mod pg_fenced;
 mod pg_restart;

@@ -1,6 +1,8 @@
 //! Bucket hygiene against Garage: the orphan reaper, and the audit (as a
 //! library call and as the `claimcheck-worker audit` command).
 
+mod listed_ghosts;
+
 use std::{sync::Arc, time::Duration};
 
 use claimcheck::{

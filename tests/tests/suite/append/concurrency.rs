@@ -1,6 +1,6 @@
 //! One writer at a time per upload, across processes: a second append is
 //! refused at once and stores nothing; a writer that lost its lock writes
-//! nothing.
+//! nothing; renewing the lock never stalls the writer.
 
 use bytes::Bytes;
 use claimcheck::{
@@ -111,4 +111,35 @@ async fn a_writer_that_lost_its_lock_records_nothing() {
     assert!(matches!(err, UploadError::Busy(_)), "{err:?}");
     assert_eq!(t.offset(id).await, 0);
     assert_eq!(t.tail_rows(id).await, 0);
+}
+
+#[tokio::test]
+async fn renewing_the_writer_lock_never_waits_on_the_appends_own_transaction() {
+    let t = Appender::new().await;
+    let id = t.start(7 * MIB).await;
+    // Another session holds the tails table, so the append's commit, once
+    // its first statement has locked the claim row, waits past a renewal of
+    // the writer lock (every 10 s / 3). The renewal updates that same row.
+    let mut blocker = t.db.client().await;
+    let held = blocker.transaction().await.unwrap();
+    held.batch_execute("LOCK TABLE claimcheck.upload_tails IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let up = t.up.clone();
+    let append = tokio::spawn(async move {
+        let chunk = Append::new(0, bytes_body(random_bytes(9, 1000))).len(1000);
+        up.append("o", id, chunk).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    held.rollback().await.unwrap();
+    // Before the fix the renewal ran in place of the append, waiting for the
+    // row the append's paused transaction held: a deadlock PostgreSQL could
+    // not see, and the append never answered.
+    let appended = tokio::time::timeout(std::time::Duration::from_secs(10), append)
+        .await
+        .expect("the append finishes once the table is free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(partial_offset(&appended), 1000);
+    assert_eq!(t.offset(id).await, 1000);
 }
