@@ -3,8 +3,8 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use claimcheck::store::{MultipartSession, ObjectStore, StoreError};
 use claimcheck::db::Pool;
+use claimcheck::store::{MultipartSession, ObjectStore, StoreError};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
