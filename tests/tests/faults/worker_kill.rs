@@ -50,7 +50,11 @@ async fn kill_9_of_workers_mid_lease_loses_no_delete() {
     env.extend([
         ("CLAIMCHECK_DELETE_BATCH", "20".to_owned()),
         ("CLAIMCHECK_DELETE_LEASE", "2s".to_owned()),
-        ("CLAIMCHECK_DELETE_CONCURRENCY", "2".to_owned()),
+        // One DeleteObjects request per batch: a batch's keys spread over
+        // more requests finish sooner, and a kill 0-300 ms after a lease
+        // then more often finds the batch already done (nothing to hand
+        // over, which fails the test without telling anything).
+        ("CLAIMCHECK_DELETE_CONCURRENCY", "1".to_owned()),
         ("CLAIMCHECK_POLL_INTERVAL", "200ms".to_owned()),
         ("CLAIMCHECK_DB_POOL_SIZE", "4".to_owned()),
     ]);
@@ -61,12 +65,33 @@ async fn kill_9_of_workers_mid_lease_loses_no_delete() {
     let mut rng = StdRng::seed_from_u64(7);
     let mut leased_at_kill = Vec::new();
     for round in 0..3 {
+        // The lease tokens earlier victims held: a lease with another token
+        // is this worker's, the only one alive. (Counting leased rows
+        // instead missed it when an earlier victim's 2 s lease ran out while
+        // this worker started on a loaded machine.)
+        let client = db.client().await;
+        let earlier: Vec<uuid::Uuid> = client
+            .query(
+                "SELECT DISTINCT lease_token FROM claimcheck.pending_deletes
+                  WHERE lease_token IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let mut worker = WorkerProcess::spawn(&env);
         let deadline = Instant::now() + Duration::from_secs(20);
-        // Wait for this worker's first lease (earlier victims' leases may
-        // still be held: wait for the count to go up).
-        let before = queue.stats().await.unwrap().leased;
-        while queue.stats().await.unwrap().leased <= before {
+        let its_lease = "SELECT count(*) FROM claimcheck.pending_deletes
+                          WHERE leased_until > now() AND lease_token <> ALL($1)";
+        while client
+            .query_one(its_lease, &[&earlier])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
             assert!(
                 Instant::now() < deadline,
                 "round {round}: the worker leases rows"
