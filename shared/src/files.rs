@@ -147,15 +147,7 @@ impl<'a, 't> Files<'a, 't> {
         keys: &[String],
         window: Duration,
     ) -> Result<Option<Vec<RegistryObject>>, DbError> {
-        if self
-            .by
-            .owners
-            .as_ref()
-            .is_some_and(|o| !o.iter().any(|o| o == owner))
-        {
-            return Ok(None);
-        }
-        ObjectRegistry::consumed_within_in(&*self.tx, owner, keys, window).await
+        ObjectRegistry::consumed_within_in(&*self.tx, &self.by, owner, keys, window).await
     }
 }
 

@@ -78,14 +78,16 @@ pub(crate) async fn list(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let before_id = p
-        .cursor
-        .as_deref()
-        .map(|c| c.parse::<i64>().ok().filter(|id| *id > 0))
-        .map(|id| {
-            id.ok_or_else(|| ApiError::InvalidRequest("cursor is not one this API gave".into()))
-        })
-        .transpose()?;
+    // The cursor is the last id of the previous page.
+    let before_id = match p.cursor.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(id)) if id > 0 => Some(id),
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "cursor is not one this API gave".into(),
+            ))
+        }
+    };
     // PostgreSQL's timestamps end in 294276; chrono's go further.
     if p.since
         .is_some_and(|t| !(1..=9999).contains(&chrono::Datelike::year(&t)))

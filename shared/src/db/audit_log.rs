@@ -52,6 +52,15 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
+    /// Every kind.
+    const ALL: [ActorKind; 5] = [
+        ActorKind::Token,
+        ActorKind::Sql,
+        ActorKind::Cli,
+        ActorKind::Worker,
+        ActorKind::Anonymous,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,15 +73,7 @@ impl ActorKind {
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [
-            ActorKind::Token,
-            ActorKind::Sql,
-            ActorKind::Cli,
-            ActorKind::Worker,
-            ActorKind::Anonymous,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

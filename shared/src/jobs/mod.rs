@@ -230,6 +230,24 @@ pub async fn run(ctx: JobContext, listen_url: Option<String>, cancel: Cancellati
     }
 }
 
+/// Runs `batch` (a bounded DELETE of at most `limit` rows, returning how
+/// many it removed) until it removes fewer than `limit`; returns the total.
+/// Pruning in bounded statements keeps each one short, whatever the backlog.
+pub(crate) async fn prune_in_batches<F, Fut>(limit: i64, batch: F) -> Result<u64, DbError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<u64, DbError>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        total += n;
+        if n < limit as u64 {
+            return Ok(total);
+        }
+    }
+}
+
 /// Runs `step` every `interval` (after each run, successful or not) until
 /// `cancel` fires; a run in progress is dropped at cancel (steps are safe to
 /// cut: they hold no transaction across store I/O). A `watched` loop stamps

@@ -4,7 +4,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{periodic, JobContext, JobError};
+use super::{periodic, prune_in_batches, JobContext, JobError};
 use crate::db::{AuditLog, Owners};
 
 /// Rows deleted per statement.
@@ -26,21 +26,10 @@ pub async fn prune_once(ctx: &JobContext) -> Result<Pruned, JobError> {
         AuditLog::new(ctx.pool.clone()),
         Owners::new(ctx.pool.clone()),
     );
-    let mut pruned = Pruned::default();
-    loop {
-        let n = log.prune(retention, BATCH).await?;
-        pruned.audit_rows += n;
-        if n < BATCH as u64 {
-            break;
-        }
-    }
-    loop {
-        let n = owners.prune_daily(retention, BATCH).await?;
-        pruned.usage_rows += n;
-        if n < BATCH as u64 {
-            break;
-        }
-    }
+    let pruned = Pruned {
+        audit_rows: prune_in_batches(BATCH, || log.prune(retention, BATCH)).await?,
+        usage_rows: prune_in_batches(BATCH, || owners.prune_daily(retention, BATCH)).await?,
+    };
     if pruned != Pruned::default() {
         tracing::info!(
             audit_rows = pruned.audit_rows,

@@ -51,7 +51,7 @@ impl NewClaim {
     /// an upload, the final made of partials counts as the upload but not
     /// their bytes again. A deferred size counts its bytes on the day it is
     /// declared; until then it holds the size limit.
-    fn charge(&self) -> Charge {
+    fn charge(&self) -> Charge<'_> {
         let resumable = self.resumable.as_ref();
         let concat = resumable.and_then(|r| r.concat);
         let deferred = resumable.is_some_and(|r| r.length_deferred);
@@ -64,7 +64,7 @@ impl NewClaim {
             } else {
                 size
             },
-            releases: self.releases.clone(),
+            releases: &self.releases,
         }
     }
 }
@@ -201,7 +201,8 @@ impl ClaimStore {
         {
             drop(tx);
             if refused.quota != Quota::Pending {
-                let data = refused_json(&refused);
+                let data =
+                    serde_json::to_value(refused).map_err(|e| DbError::Corrupt(e.to_string()))?;
                 events::insert_in(&client, EventType::QuotaExceeded, Some(&new.owner), &data)
                     .await?;
             }
@@ -239,16 +240,6 @@ impl ClaimStore {
         tx.commit().await?;
         Ok(Created::New(claim_from_row(&row)?))
     }
-}
-
-/// A refusal as the `quota.exceeded` event carries it.
-fn refused_json(refused: &QuotaExceeded) -> serde_json::Value {
-    serde_json::json!({
-        "quota": refused.quota.as_str(),
-        "limit": refused.limit,
-        "usage": refused.usage,
-        "requested": refused.requested,
-    })
 }
 
 /// The owner's claim made with `key` in the last 24 hours, if any. An older

@@ -153,7 +153,8 @@ impl ObjectRegistry {
 
     /// The registry rows of `keys` when every one of them is a live object
     /// of `owner` consumed within `window`, read through `client` (a
-    /// caller's transaction); `None` otherwise. Keys are de-duplicated.
+    /// caller's transaction); `None` otherwise, and for an owner `by` may
+    /// not act for. Keys are de-duplicated.
     ///
     /// This is how a retried consume (whose first answer was lost) is told
     /// apart from a consume of claims that are really missing. The SQL
@@ -161,6 +162,7 @@ impl ObjectRegistry {
     /// there is nothing to retry.
     pub async fn consumed_within_in(
         client: &impl GenericClient,
+        by: &Adopter,
         owner: &str,
         keys: &[String],
         window: Duration,
@@ -170,10 +172,13 @@ impl ObjectRegistry {
         let sql = format!(
             "SELECT {COLUMNS} FROM claimcheck.objects
               WHERE object_key = ANY ($1) AND owner = $2
+                AND ($4::text[] IS NULL OR owner = ANY ($4))
                 AND consumed_at > now() - make_interval(secs => $3)
               ORDER BY object_key"
         );
-        let rows = client.query(&sql, &[&keys, &owner, &secs(window)]).await?;
+        let rows = client
+            .query(&sql, &[&keys, &owner, &secs(window), &by.owners])
+            .await?;
         if rows.len() != keys.len() {
             return Ok(None);
         }
@@ -196,22 +201,13 @@ impl ObjectRegistry {
         keys: &[String],
         window: Duration,
     ) -> Result<Vec<RegistryObject>, ConsumeError> {
-        if by
-            .owners
-            .as_ref()
-            .is_some_and(|o| !o.iter().any(|o| o == owner))
-        {
-            // Not this adopter's owner: every key is missing, and no earlier
-            // consume is replayed either.
-            return Err(ConsumeError::Missing(keys.to_vec()));
-        }
         let mut client = self.pool.get().await.map_err(DbError::from)?;
         let mut tx = client.transaction().await.map_err(DbError::from)?;
         let mut objects = match Self::consume_in(&mut tx, by, owner, keys).await {
             Err(ConsumeError::Missing(missing)) => {
                 // The savepoint rolled back: the transaction is usable for
                 // the look at what an earlier consume left.
-                Self::consumed_within_in(&*tx, owner, keys, window)
+                Self::consumed_within_in(&*tx, by, owner, keys, window)
                     .await?
                     .ok_or(ConsumeError::Missing(missing))?
             }

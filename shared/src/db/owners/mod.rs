@@ -129,13 +129,13 @@ pub(crate) async fn check_in(
     owner: &str,
     max_pending: u32,
     defaults: &Quotas,
-    charge: &Charge,
+    charge: &Charge<'_>,
 ) -> Result<Result<(), QuotaExceeded>, DbError> {
     // Counting pending claims stops at the cap: only "under or not" matters.
     let args = ReadArgs {
         owner,
         pending_cap: i64::from(max_pending),
-        releases: &charge.releases,
+        releases: charge.releases,
         default_bytes: defaults.bytes.min(i64::MAX as u64) as i64,
         always_sum: false,
     };

@@ -95,8 +95,9 @@ impl Quota {
     }
 }
 
-/// A start refused by a quota: nothing was created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// A start refused by a quota: nothing was created. Serialized as the
+/// `quota.exceeded` event's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("the owner's {} quota would be exceeded: {usage} used of {limit}, {requested} more asked", quota.as_str())]
 pub struct QuotaExceeded {
     /// Which quota.
@@ -111,7 +112,7 @@ pub struct QuotaExceeded {
 
 /// What a start takes of its owner's quotas.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Charge {
+pub struct Charge<'a> {
     /// Bytes it will hold.
     pub held: u64,
     /// Counted against today's uploads (0 for a tus partial upload: the
@@ -122,7 +123,7 @@ pub struct Charge {
     pub bytes: u64,
     /// Claims whose bytes this one takes over (a final upload's partials,
     /// deleted once it is assembled): not counted twice as held.
-    pub releases: Vec<uuid::Uuid>,
+    pub releases: &'a [uuid::Uuid],
 }
 
 /// An owner's usage.

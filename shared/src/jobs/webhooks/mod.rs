@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{backoff, JobContext, JobError};
+use super::{backoff, prune_in_batches, JobContext, JobError};
 use crate::db::{
     events::{EventStore, Published},
     listen::Wakeups,
@@ -131,16 +131,8 @@ pub async fn drain(ctx: &JobContext, http: &send::HttpClient) -> Result<Delivery
 /// Removes delivered events older than the retention.
 pub async fn prune_once(ctx: &JobContext) -> Result<u64, JobError> {
     let store = EventStore::new(ctx.pool.clone());
-    let mut total = 0;
-    loop {
-        let n = store
-            .prune(ctx.settings.event_retention, PRUNE_BATCH)
-            .await?;
-        total += n;
-        if n < PRUNE_BATCH as u64 {
-            return Ok(total);
-        }
-    }
+    let retention = ctx.settings.event_retention;
+    Ok(prune_in_batches(PRUNE_BATCH, || store.prune(retention, PRUNE_BATCH)).await?)
 }
 
 /// What became of one delivery.
