@@ -9,6 +9,7 @@
 mod client;
 mod fill;
 mod init_rate;
+mod rate;
 mod raw;
 mod tail;
 mod throughput;
@@ -61,6 +62,25 @@ enum Command {
     /// The sweeper's limit: `HeadObject` + `AbortMultipartUpload` for each
     /// session of a file (`key<TAB>upload_id`).
     S3Abort(RawArgs),
+    /// Benchmark 4's limit: multipart sessions created straight through the
+    /// S3 API at a fixed concurrency: rate and latency.
+    S3Create(S3CreateArgs),
+}
+
+#[derive(Args)]
+struct S3CreateArgs {
+    #[command(flatten)]
+    s3: S3,
+    /// Key prefix of the sessions (ends with `/`).
+    #[arg(long)]
+    prefix: String,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    secs: u64,
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
 }
 
 #[derive(Args)]
@@ -224,5 +244,6 @@ async fn main() -> Result<()> {
         Command::TusHead(a) => tus_head::tus_head(a).await,
         Command::S3Delete(a) => raw::s3_delete(a).await,
         Command::S3Abort(a) => raw::s3_abort(a).await,
+        Command::S3Create(a) => raw::s3_create(a).await,
     }
 }

@@ -9,6 +9,9 @@
 //!   about (`HeadObject`, as the sweeper asks whether the object exists)
 //!   and aborted (`AbortMultipartUpload`), `--concurrency` in flight (the
 //!   sweeper's expiry plus the delete worker's abort do this work).
+//! - `s3-create`: multipart sessions created (`CreateMultipartUpload`) by
+//!   `--concurrency` clients for `--secs`, measured as benchmark 4 measures
+//!   `POST /v1/uploads/multipart` (which does this, plus its claim).
 
 use std::time::Instant;
 
@@ -16,7 +19,11 @@ use anyhow::{Context, Result};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures::{stream, StreamExt, TryStreamExt};
 
-use crate::{client::s3_client, RawArgs};
+use crate::{
+    client::s3_client,
+    rate::{measure, Window},
+    RawArgs, S3CreateArgs,
+};
 
 fn lines(path: &str) -> Result<Vec<String>> {
     Ok(std::fs::read_to_string(path)
@@ -96,5 +103,33 @@ pub(crate) async fn s3_abort(a: RawArgs) -> Result<()> {
         .try_collect::<Vec<()>>()
         .await?;
     report(sessions.len(), t);
+    Ok(())
+}
+
+pub(crate) async fn s3_create(a: S3CreateArgs) -> Result<()> {
+    let s3c = s3_client(&a.s3).await;
+    let window = Window {
+        concurrency: a.concurrency,
+        warmup_secs: a.warmup_secs,
+        secs: a.secs,
+    };
+    let (bucket, prefix) = (a.s3.s3_bucket.clone(), a.prefix.clone());
+    let rate = measure(window, move |_| {
+        let request = s3c
+            .create_multipart_upload()
+            .bucket(&bucket)
+            .key(format!("{prefix}{}", uuid::Uuid::now_v7()))
+            .content_type("application/octet-stream");
+        async move {
+            match request.send().await {
+                Ok(out) if out.upload_id().is_some() => Ok(()),
+                Ok(_) => Err("no upload id".to_owned()),
+                Err(e) => Err(format!("{}", aws_sdk_s3::error::DisplayErrorContext(e))),
+            }
+        }
+    })
+    .await?;
+    println!("concurrency={}", a.concurrency);
+    rate.print();
     Ok(())
 }

@@ -4,12 +4,14 @@
 //! `--length` bytes declared, then `--sent` bytes in one `PATCH`, so the
 //! server has full parts and bytes short of one to account for.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{ensure, Context, Result};
 use rand::RngCore;
 
-use crate::{client::http, TusHeadArgs};
+use crate::{
+    client::http,
+    rate::{measure, Window},
+    TusHeadArgs,
+};
 
 const TUS: &str = "1.0.0";
 
@@ -66,79 +68,30 @@ pub(crate) async fn tus_head(a: TusHeadArgs) -> Result<()> {
     );
 
     let want = a.sent.to_string();
-    let stop_warm = Instant::now() + Duration::from_secs(a.warmup_secs);
-    let stop = stop_warm + Duration::from_secs(a.secs);
-    let workers = (0..a.concurrency).map(|_| {
-        let req = authed(http.head(url.clone()));
-        let want = want.clone();
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            let mut first_error = None;
-            loop {
-                let t = Instant::now();
-                if t >= stop {
-                    break;
-                }
-                let res = req.try_clone().expect("a HEAD has no body").send().await;
-                let ok = match res {
-                    Ok(r) => {
-                        let got = r
-                            .headers()
-                            .get("upload-offset")
-                            .and_then(|o| o.to_str().ok());
-                        if r.status().as_u16() == 200 && got == Some(want.as_str()) {
-                            true
-                        } else {
-                            first_error.get_or_insert(format!(
-                                "HTTP {}, Upload-Offset {got:?}",
-                                r.status()
-                            ));
-                            false
-                        }
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e.to_string());
-                        false
-                    }
-                };
-                let end = Instant::now();
-                if t >= stop_warm && end <= stop {
-                    if ok {
-                        lat.push(end - t);
-                    } else {
-                        errors += 1;
-                    }
-                }
-            }
-            (lat, errors, first_error)
-        })
-    });
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    let mut first = None;
-    for w in futures::future::join_all(workers).await {
-        let (l, e, f) = w?;
-        lat.extend(l);
-        errors += e;
-        first = first.or(f);
-    }
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    let window = Window {
+        concurrency: a.concurrency,
+        warmup_secs: a.warmup_secs,
+        secs: a.secs,
     };
+    let head = authed(http.head(url.clone()));
+    let rate = measure(window, move |_| {
+        let request = head.try_clone().expect("a HEAD has no body");
+        let want = want.clone();
+        async move {
+            let r = request.send().await.map_err(|e| e.to_string())?;
+            let got = r
+                .headers()
+                .get("upload-offset")
+                .and_then(|o| o.to_str().ok());
+            match (r.status().as_u16(), got) {
+                (200, Some(got)) if got == want => Ok(()),
+                (status, got) => Err(format!("HTTP {status}, Upload-Offset {got:?}")),
+            }
+        }
+    })
+    .await?;
     println!("url={url}");
     println!("concurrency={}", a.concurrency);
-    println!("secs={}", a.secs);
-    println!("ok={}", lat.len());
-    println!("errors={errors}");
-    println!("rps={:.0}", lat.len() as f64 / a.secs as f64);
-    println!("p50_ms={:.1}", pct(0.50));
-    println!("p99_ms={:.1}", pct(0.99));
-    println!("max_ms={:.1}", pct(1.0));
-    if let Some(f) = first {
-        println!("first_error={}", f.replace('\n', " "));
-    }
+    rate.print();
     Ok(())
 }

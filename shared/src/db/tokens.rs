@@ -26,6 +26,14 @@ pub struct TokenStore {
 const COLUMNS: &str =
     "id, owner, scopes, name, created_at, expires_at, revoked_at, last_used_at, owners";
 
+/// A token by its secret's hash, and whether it has expired.
+static AUTHENTICATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS}, expires_at <= now() AS expired
+           FROM claimcheck.api_tokens WHERE token_sha256 = $1"
+    )
+});
+
 impl TokenStore {
     /// A store over `pool`.
     pub fn new(pool: Pool) -> Self {
@@ -78,14 +86,9 @@ impl TokenStore {
             return Ok(Authentication::Unknown);
         }
         let client = self.pool.get().await?;
+        // Every request runs it: prepared once per connection.
         let row = client
-            .query_opt(
-                &format!(
-                    "SELECT {COLUMNS}, expires_at <= now() AS expired
-                       FROM claimcheck.api_tokens WHERE token_sha256 = $1"
-                ),
-                &[&hash(raw)],
-            )
+            .query_opt_cached(&AUTHENTICATE, &[&hash(raw)])
             .await?;
         let Some(row) = row else {
             return Ok(Authentication::Unknown);
@@ -102,7 +105,7 @@ impl TokenStore {
             .is_none_or(|t| Utc::now().signed_duration_since(t).num_seconds() >= 60);
         if stale {
             client
-                .execute(
+                .execute_cached(
                     "UPDATE claimcheck.api_tokens SET last_used_at = now()
                       WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
                     &[&info.id],

@@ -20,10 +20,10 @@ async fn history_rows(db: &TestDb) -> i64 {
 async fn apply_to_an_empty_database_then_again_as_a_no_op() {
     let db = TestDb::empty().await;
     let first = db::migrate(&db.url).await.unwrap();
-    assert_eq!(first.applied.len(), 7, "{:?}", first.applied);
+    assert_eq!(first.applied.len(), 8, "{:?}", first.applied);
     let second = db::migrate(&db.url).await.unwrap();
     assert!(second.applied.is_empty(), "{:?}", second.applied);
-    assert_eq!(history_rows(&db).await, 7);
+    assert_eq!(history_rows(&db).await, 8);
 
     let tables: Vec<String> = db
         .client()
@@ -85,7 +85,7 @@ async fn several_processes_migrate_at_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(history_rows(&db).await, 7);
+    assert_eq!(history_rows(&db).await, 8);
 }
 
 #[tokio::test]

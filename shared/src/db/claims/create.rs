@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use crate::db::Transaction;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{claim_from_row, ClaimStore, COLUMNS};
 use crate::db::{
     events::{self, claim_events, EventType},
-    owners::{self, daily_charge, Charge, Quota, QuotaExceeded, Quotas},
+    owners::{daily_charge, Charge, Quota, QuotaExceeded, Quotas},
     secs, DbError,
 };
 use crate::domain::{Claim, Concat};
@@ -135,25 +135,81 @@ impl From<deadpool_postgres::PoolError> for CreateError {
     }
 }
 
-/// Serialises the creations of one owner for the rest of the transaction.
-const OWNER_LOCK: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || $1, 0))";
-
-fn insert_sql() -> String {
+/// The one statement of a start: `admit_claim` (migration V8) takes the
+/// owner's lock and judges the start with a snapshot taken after the lock;
+/// the claim is inserted, announced and charged to the day only when it is
+/// admitted; the lock goes with the statement's transaction, in the same
+/// round trip. Parameters: `$1`-`$16` the claim's columns, `$17`/`$18` the
+/// day's uploads and bytes it takes, `$19` the in-flight cap, `$20` claims
+/// not counted as held, `$21` the bytes it holds, `$22`-`$24` the configured
+/// quotas.
+fn create_sql() -> String {
     let announced = claim_events("created", EventType::UploadCreated);
-    let charged = daily_charge("SELECT $3::text, $17::bigint, $18::bigint");
+    let charged = daily_charge("SELECT owner, $17::bigint, $18::bigint FROM created");
     format!(
-        "WITH created AS (
+        "WITH verdict AS (
+         SELECT * FROM claimcheck.admit_claim($3::text, $11::text, $19::bigint, $20::uuid[],
+                  $21::bigint, $17::bigint, $18::bigint, $22::bigint, $23::bigint, $24::bigint)
+         ), created AS (
          INSERT INTO claimcheck.upload_claims
            (id, object_key, owner, filename, content_type, size, public,
             part_size, part_count, expires_at, idempotency_key, idempotency_fingerprint,
             protocol, length_deferred, tus_metadata, concat)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 now() + make_interval(secs => $10), $11, $12, $13, $14, $15, $16)
+         SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::boolean,
+                $8::bigint, $9::integer, now() + make_interval(secs => $10::float8), $11::text,
+                $12::text, $13::text, $14::boolean, $15::text, $16::text
+           FROM verdict WHERE verdict.verdict = 'admitted'
          RETURNING {COLUMNS}
          ), announced AS ({announced}), charged AS ({charged})
-         SELECT {COLUMNS} FROM created"
+         SELECT v.verdict, v.existing_id, v.existing_fingerprint, v.quota, v.quota_limit,
+                v.quota_usage, v.quota_requested, c.*
+           FROM verdict v LEFT JOIN created c ON true"
     )
+}
+
+/// What `admit_claim` said, from the row of [`create_sql`].
+fn verdict(row: &Row, new: &NewClaim) -> Result<Verdict, CreateError> {
+    let u64_of = |name| -> Result<u64, DbError> {
+        Ok(row.try_get::<_, Option<i64>>(name)?.unwrap_or(0).max(0) as u64)
+    };
+    let verdict: String = row.try_get("verdict")?;
+    match verdict.as_str() {
+        "admitted" => Ok(Verdict::Admitted(claim_from_row(row)?)),
+        "existing" => {
+            let fingerprint: Option<String> = row.try_get("existing_fingerprint")?;
+            // Claims made before fingerprints were recorded have none: the
+            // key alone decides for them, as it did then.
+            if fingerprint.is_some_and(|f| f != new.fingerprint) {
+                return Err(CreateError::KeyReused);
+            }
+            Ok(Verdict::Existing(row.try_get("existing_id")?))
+        }
+        "refused" => {
+            let quota: String = row.try_get("quota")?;
+            let quota = Quota::ALL
+                .into_iter()
+                .find(|q| q.as_str() == quota)
+                .ok_or_else(|| DbError::Corrupt(format!("quota {quota:?}")))?;
+            Ok(Verdict::Refused(QuotaExceeded {
+                quota,
+                limit: u64_of("quota_limit")?,
+                usage: u64_of("quota_usage")?,
+                requested: u64_of("quota_requested")?,
+            }))
+        }
+        other => Err(DbError::Corrupt(format!("admit_claim verdict {other:?}")).into()),
+    }
+}
+
+/// [`verdict`]'s answer.
+enum Verdict {
+    Admitted(Claim),
+    Existing(Uuid),
+    Refused(QuotaExceeded),
+}
+
+fn as_i64(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
 }
 
 impl ClaimStore {
@@ -183,38 +239,31 @@ impl ClaimStore {
         caps: &Caps,
         idempotency_key: Option<&str>,
     ) -> Result<Created, CreateError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        // Every statement below runs while the owner's lock is held, so each
-        // is prepared once per connection: an unnamed statement would add a
-        // parse round trip per statement to the time other creations of the
-        // same owner wait.
-        tx.execute_cached(OWNER_LOCK, &[&new.owner]).await?;
-        if let Some(idem) = idempotency_key {
-            if let Some(claim) = reuse_idempotent(&tx, new, idem).await? {
-                return Ok(Created::Existing(claim));
+        loop {
+            if let Some(created) = self.try_create(new, caps, idempotency_key).await? {
+                return Ok(created);
             }
         }
-        let charge = new.charge();
-        if let Err(refused) =
-            owners::check_in(&tx, &new.owner, caps.max_pending, &caps.quotas, &charge).await?
-        {
-            drop(tx);
-            if refused.quota != Quota::Pending {
-                let data =
-                    serde_json::to_value(refused).map_err(|e| DbError::Corrupt(e.to_string()))?;
-                events::insert_in(&client, EventType::QuotaExceeded, Some(&new.owner), &data)
-                    .await?;
-            }
-            return Err(CreateError::Refused(refused));
-        }
-        let (part_size, part_count) = new.parts.unzip();
+    }
 
+    /// One attempt of [`create_idempotent`](Self::create_idempotent): `None`
+    /// when the claim an idempotency key named was gone by the time it was
+    /// read (consumed or discarded in between: the key is free again).
+    async fn try_create(
+        &self,
+        new: &NewClaim,
+        caps: &Caps,
+        idempotency_key: Option<&str>,
+    ) -> Result<Option<Created>, CreateError> {
+        let client = self.pool.get().await?;
+        let charge = new.charge();
+        let (part_size, part_count) = new.parts.unzip();
         let resumable = new.resumable.as_ref();
         let protocol = if resumable.is_some() { "tus" } else { "rest" };
-        let row = tx
+        let quotas = &caps.quotas;
+        let row = client
             .query_one_cached(
-                &insert_sql(),
+                &create_sql(),
                 &[
                     &new.id,
                     &new.key,
@@ -232,44 +281,34 @@ impl ClaimStore {
                     &resumable.is_some_and(|r| r.length_deferred),
                     &resumable.and_then(|r| r.metadata.as_deref()),
                     &resumable.and_then(|r| r.concat.map(|c| c.as_str())),
-                    &(charge.uploads as i64),
-                    &(charge.bytes as i64),
+                    &as_i64(charge.uploads),
+                    &as_i64(charge.bytes),
+                    &i64::from(caps.max_pending),
+                    &charge.releases,
+                    &as_i64(charge.held),
+                    &as_i64(quotas.bytes),
+                    &as_i64(quotas.daily_bytes),
+                    &as_i64(quotas.daily_uploads),
                 ],
             )
             .await?;
-        tx.commit().await?;
-        Ok(Created::New(claim_from_row(&row)?))
-    }
-}
-
-/// The owner's claim made with `key` in the last 24 hours, if any. An older
-/// claim holding the key is no answer any more: the key is freed for reuse.
-/// A claim whose request differs ([`NewClaim::fingerprint`]) is no answer
-/// either: that is another request reusing the key.
-async fn reuse_idempotent(
-    tx: &Transaction<'_>,
-    new: &NewClaim,
-    key: &str,
-) -> Result<Option<Claim>, CreateError> {
-    let owner = &new.owner;
-    let sql = format!(
-        "SELECT {COLUMNS}, idempotency_fingerprint FROM claimcheck.upload_claims
-          WHERE owner = $1 AND idempotency_key = $2 AND created_at > now() - interval '24 hours'"
-    );
-    if let Some(row) = tx.query_opt(&sql, &[&owner, &key]).await? {
-        let fingerprint: Option<String> = row.try_get("idempotency_fingerprint")?;
-        // Claims made before fingerprints were recorded have none: the key
-        // alone decides for them, as it did then.
-        if fingerprint.is_some_and(|f| f != new.fingerprint) {
-            return Err(CreateError::KeyReused);
+        match verdict(&row, new)? {
+            Verdict::Admitted(claim) => Ok(Some(Created::New(claim))),
+            Verdict::Existing(id) => {
+                // Read after the statement: its own snapshot predates the
+                // lock, so it may not see a claim a concurrent retry made.
+                drop(client);
+                Ok(self.get(id).await?.map(Created::Existing))
+            }
+            Verdict::Refused(refused) => {
+                if refused.quota != Quota::Pending {
+                    let data = serde_json::to_value(refused)
+                        .map_err(|e| DbError::Corrupt(e.to_string()))?;
+                    events::insert_in(&client, EventType::QuotaExceeded, Some(&new.owner), &data)
+                        .await?;
+                }
+                Err(CreateError::Refused(refused))
+            }
         }
-        return Ok(Some(claim_from_row(&row)?));
     }
-    tx.execute(
-        "UPDATE claimcheck.upload_claims SET idempotency_key = NULL
-          WHERE owner = $1 AND idempotency_key = $2",
-        &[&owner, &key],
-    )
-    .await?;
-    Ok(None)
 }

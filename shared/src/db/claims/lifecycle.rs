@@ -23,7 +23,7 @@ impl ClaimStore {
     pub async fn set_upload_id(&self, id: Uuid, upload_id: &str) -> Result<bool, DbError> {
         let client = self.pool.get().await?;
         let n = client
-            .execute(
+            .execute_cached(
                 "UPDATE claimcheck.upload_claims SET upload_id = $2
                   WHERE id = $1 AND status = 'pending' AND upload_id IS NULL",
                 &[&id, &upload_id],

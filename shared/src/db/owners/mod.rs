@@ -1,10 +1,11 @@
 //! `claimcheck.owner_quotas` and `claimcheck.owner_daily_usage`: what each
 //! owner may hold and start, and what it started per UTC day.
 //!
-//! The check runs inside the claim's creating transaction, after the
-//! owner's advisory lock ([`crate::db::claims`]): every start of one owner
-//! passes through it one at a time, on every pod, so "would this fit" and
-//! "it is created" cannot be split by another start. Usage is the database
+//! The check runs in the statement that creates the claim, after the
+//! owner's advisory lock (`claimcheck.admit_claim`, migration V8, called by
+//! [`crate::db::claims`]): every start of one owner passes through it one at
+//! a time, on every pod, so "would this fit" and "it is created" cannot be
+//! split by another start. Usage is the database
 //! as it is: bytes held are summed from the owner's claims (pending ones at
 //! their declared size) and registry objects when a byte quota applies, so
 //! a queued delete or an expired claim frees quota the moment it commits;
@@ -15,7 +16,7 @@ mod quota;
 
 use std::time::Duration;
 
-use crate::db::{Pool, Transaction};
+use crate::db::Pool;
 use tokio_postgres::Row;
 
 pub use quota::{
@@ -43,27 +44,12 @@ pub(crate) fn daily_charge(rows: &str) -> String {
     )
 }
 
-/// The owner's overrides, usage and held bytes, in one statement. `$1`
-/// owner, `$2` counting stops at this many pending claims, `$3` claims not
-/// counted as held, `$4` the default byte quota, `$5` sum held bytes even
-/// when no byte quota applies (the sum reads every row of the owner's, so
-/// a start pays for it only when a byte quota needs it).
-const READ: &str = "WITH o AS (
-        SELECT q.bytes, q.daily_bytes, q.daily_uploads
-          FROM (SELECT 1) one LEFT JOIN claimcheck.owner_quotas q ON q.owner = $1
-     )
-     SELECT o.bytes, o.daily_bytes, o.daily_uploads,
-            (SELECT count(*) FROM (SELECT 1 FROM claimcheck.upload_claims
-                                    WHERE owner = $1 AND status = 'pending' LIMIT $2) p) AS pending,
-            CASE WHEN $5 OR coalesce(o.bytes, $4) > 0 THEN
-                (SELECT coalesce(sum(size), 0) FROM claimcheck.upload_claims
-                  WHERE owner = $1 AND id <> ALL ($3))::bigint
-              + (SELECT coalesce(sum(size), 0) FROM claimcheck.objects WHERE owner = $1)::bigint
-            END AS held,
-            coalesce(d.uploads, 0) AS daily_uploads_used, coalesce(d.bytes, 0) AS daily_bytes_used,
-            (now() AT TIME ZONE 'UTC')::date AS day
-       FROM o LEFT JOIN claimcheck.owner_daily_usage d
-         ON d.owner = $1 AND d.day = (now() AT TIME ZONE 'UTC')::date";
+/// The owner's overrides, usage and held bytes (`claimcheck.owner_usage`,
+/// migration V8, which `claimcheck.admit_claim` reads too): `$1` owner, `$2`
+/// counting stops at this many pending claims, `$3` claims not counted as
+/// held, `$4` the default byte quota, `$5` sum held bytes even when no byte
+/// quota applies.
+const READ: &str = "SELECT * FROM claimcheck.owner_usage($1, $2, $3, $4, $5)";
 
 fn u64_col(row: &Row, name: &str) -> Result<u64, DbError> {
     Ok(row.try_get::<_, i64>(name)?.max(0) as u64)
@@ -120,63 +106,6 @@ fn read_from_row(row: &Row) -> Result<Read, DbError> {
             day: row.try_get("day")?,
         },
     })
-}
-
-/// Checks a start against its owner's cap and quotas inside the creating
-/// transaction `tx`, which holds the owner's lock.
-pub(crate) async fn check_in(
-    tx: &Transaction<'_>,
-    owner: &str,
-    max_pending: u32,
-    defaults: &Quotas,
-    charge: &Charge<'_>,
-) -> Result<Result<(), QuotaExceeded>, DbError> {
-    // Counting pending claims stops at the cap: only "under or not" matters.
-    let args = ReadArgs {
-        owner,
-        pending_cap: i64::from(max_pending),
-        releases: charge.releases,
-        default_bytes: defaults.bytes.min(i64::MAX as u64) as i64,
-        always_sum: false,
-    };
-    // Prepared once per connection: it runs while the owner's lock is held.
-    let read = read_from_row(&tx.query_one_cached(READ, &args.params()).await?)?;
-    let limits = read.overrides.over(defaults);
-    let usage = &read.usage;
-    let refused = |quota, limit, usage, requested| {
-        Err(QuotaExceeded {
-            quota,
-            limit,
-            usage,
-            requested,
-        })
-    };
-    if usage.pending >= u64::from(max_pending) {
-        return Ok(refused(
-            Quota::Pending,
-            max_pending.into(),
-            usage.pending,
-            1,
-        ));
-    }
-    let over = |limit: u64, used: u64, more: u64| limit > 0 && more > 0 && used + more > limit;
-    if over(limits.bytes, usage.bytes, charge.held) {
-        return Ok(refused(
-            Quota::Bytes,
-            limits.bytes,
-            usage.bytes,
-            charge.held,
-        ));
-    }
-    if over(limits.daily_uploads, usage.daily_uploads, charge.uploads) {
-        let (limit, used) = (limits.daily_uploads, usage.daily_uploads);
-        return Ok(refused(Quota::DailyUploads, limit, used, charge.uploads));
-    }
-    if over(limits.daily_bytes, usage.daily_bytes, charge.bytes) {
-        let (limit, used) = (limits.daily_bytes, usage.daily_bytes);
-        return Ok(refused(Quota::DailyBytes, limit, used, charge.bytes));
-    }
-    Ok(Ok(()))
 }
 
 /// Owners' quotas and usage in PostgreSQL.

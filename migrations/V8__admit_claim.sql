@@ -1,0 +1,122 @@
+-- Admitting a start in the statement that creates its claim (issue 18).
+--
+-- Before, a start was a transaction of five round trips: BEGIN, the owner's
+-- advisory lock, the read of its usage, the insert, COMMIT; the lock was
+-- held while three of them went back and forth between the API and the
+-- database, so one owner's starts queued behind the network. Now the API
+-- sends one statement whose first CTE calls claimcheck.admit_claim(): it
+-- takes the lock, reads the usage with a snapshot taken after the lock (a
+-- volatile function's statements each take their own, in READ COMMITTED),
+-- and says whether the start fits; the statement's insert runs only when it
+-- does, and the lock is released when the statement's transaction commits,
+-- inside the same round trip.
+
+-- An owner's overrides and usage. `p_pending_cap`: counting pending claims
+-- stops there (only "under the cap or not" matters to a start);
+-- `p_releases`: claims not counted as held (a final upload's partials);
+-- `p_default_bytes`: the configured byte quota; `p_always_sum`: sum the held
+-- bytes even when no byte quota applies (the sum reads every row of the
+-- owner's, so a start pays for it only when a byte quota needs it).
+CREATE FUNCTION claimcheck.owner_usage(
+    p_owner text, p_pending_cap bigint, p_releases uuid[], p_default_bytes bigint,
+    p_always_sum boolean)
+RETURNS TABLE (bytes bigint, daily_bytes bigint, daily_uploads bigint, pending bigint,
+               held bigint, daily_uploads_used bigint, daily_bytes_used bigint, day date)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH o AS (
+        SELECT q.bytes, q.daily_bytes, q.daily_uploads
+          FROM (SELECT 1) one LEFT JOIN claimcheck.owner_quotas q ON q.owner = p_owner
+    )
+    SELECT o.bytes, o.daily_bytes, o.daily_uploads,
+           (SELECT count(*) FROM (SELECT 1 FROM claimcheck.upload_claims
+                                   WHERE owner = p_owner AND status = 'pending'
+                                   LIMIT p_pending_cap) p),
+           CASE WHEN p_always_sum OR coalesce(o.bytes, p_default_bytes) > 0 THEN
+               (SELECT coalesce(sum(size), 0) FROM claimcheck.upload_claims
+                 WHERE owner = p_owner AND id <> ALL (p_releases))::bigint
+             + (SELECT coalesce(sum(size), 0) FROM claimcheck.objects WHERE owner = p_owner)::bigint
+           END,
+           coalesce(d.uploads, 0), coalesce(d.bytes, 0),
+           (now() AT TIME ZONE 'UTC')::date
+      FROM o LEFT JOIN claimcheck.owner_daily_usage d
+        ON d.owner = p_owner AND d.day = (now() AT TIME ZONE 'UTC')::date
+$$;
+
+-- Takes the owner's lock for the rest of the caller's transaction and
+-- judges a start. One row: `verdict` is
+--   'existing'   the owner made a claim with this idempotency key in the last
+--                24 hours (`existing_id`, `existing_fingerprint`): no new one;
+--   'refused'    the in-flight cap ('pending') or a quota would be exceeded
+--                (`quota`, `quota_limit`, `quota_usage`, `quota_requested`);
+--   'admitted'   the caller inserts the claim in the same transaction.
+-- Quotas are checked in this order: pending, bytes, daily uploads, daily
+-- bytes; 0 is no limit; a charge of 0 is never refused. The limits are the
+-- owner's overrides over the configured defaults (`p_default_*`).
+CREATE FUNCTION claimcheck.admit_claim(
+    p_owner text, p_idempotency_key text, p_max_pending bigint, p_releases uuid[],
+    p_held bigint, p_uploads bigint, p_bytes bigint,
+    p_default_bytes bigint, p_default_daily_bytes bigint, p_default_daily_uploads bigint)
+RETURNS TABLE (verdict text, existing_id uuid, existing_fingerprint text, quota text,
+               quota_limit bigint, quota_usage bigint, quota_requested bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u record;
+    lim bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || p_owner, 0));
+    IF p_idempotency_key IS NOT NULL THEN
+        SELECT c.id, c.idempotency_fingerprint INTO existing_id, existing_fingerprint
+          FROM claimcheck.upload_claims c
+         WHERE c.owner = p_owner AND c.idempotency_key = p_idempotency_key
+           AND c.created_at > now() - interval '24 hours';
+        IF FOUND THEN
+            verdict := 'existing';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        -- An older claim holding the key is no answer any more: the key is
+        -- freed for this start (the unique index would refuse it).
+        UPDATE claimcheck.upload_claims c SET idempotency_key = NULL
+         WHERE c.owner = p_owner AND c.idempotency_key = p_idempotency_key;
+    END IF;
+    SELECT * INTO u FROM claimcheck.owner_usage(p_owner, p_max_pending, p_releases,
+                                                 p_default_bytes, false);
+    verdict := 'refused';
+    IF u.pending >= p_max_pending THEN
+        quota := 'pending'; quota_limit := p_max_pending;
+        quota_usage := u.pending; quota_requested := 1;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    lim := coalesce(u.bytes, p_default_bytes);
+    IF lim > 0 AND p_held > 0 AND u.held + p_held > lim THEN
+        quota := 'bytes'; quota_limit := lim;
+        quota_usage := u.held; quota_requested := p_held;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    lim := coalesce(u.daily_uploads, p_default_daily_uploads);
+    IF lim > 0 AND p_uploads > 0 AND u.daily_uploads_used + p_uploads > lim THEN
+        quota := 'daily_uploads'; quota_limit := lim;
+        quota_usage := u.daily_uploads_used; quota_requested := p_uploads;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    lim := coalesce(u.daily_bytes, p_default_daily_bytes);
+    IF lim > 0 AND p_bytes > 0 AND u.daily_bytes_used + p_bytes > lim THEN
+        quota := 'daily_bytes'; quota_limit := lim;
+        quota_usage := u.daily_bytes_used; quota_requested := p_bytes;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    verdict := 'admitted';
+    RETURN NEXT;
+END
+$$;
+
+REVOKE ALL ON FUNCTION claimcheck.admit_claim(text, text, bigint, uuid[], bigint, bigint, bigint,
+                                              bigint, bigint, bigint) FROM PUBLIC;
