@@ -11,37 +11,131 @@
 -- does, and the lock is released when the statement's transaction commits,
 -- inside the same round trip.
 
--- An owner's overrides and usage. `p_pending_cap`: counting pending claims
--- stops there (only "under the cap or not" matters to a start);
--- `p_releases`: claims not counted as held (a final upload's partials);
--- `p_default_bytes`: the configured byte quota; `p_always_sum`: sum the held
--- bytes even when no byte quota applies (the sum reads every row of the
--- owner's, so a start pays for it only when a byte quota needs it).
-CREATE FUNCTION claimcheck.owner_usage(
-    p_owner text, p_pending_cap bigint, p_releases uuid[], p_default_bytes bigint,
-    p_always_sum boolean)
-RETURNS TABLE (bytes bigint, daily_bytes bigint, daily_uploads bigint, pending bigint,
-               held bigint, daily_uploads_used bigint, daily_bytes_used bigint, day date)
-LANGUAGE sql STABLE
+-- Each owner's pending claims, kept by triggers on upload_claims, so a start
+-- reads one row instead of counting the owner's pending claims (which, for an
+-- owner allowed many in flight, read thousands of rows while the owner's
+-- lock was held). Multi-row statements (the sweeper's expiry, an INSERT ...
+-- SELECT) add up their changes per owner and apply them in owner order, so
+-- two of them never wait on each other's counters in a cycle.
+CREATE TABLE claimcheck.owner_pending (
+    owner   text   PRIMARY KEY,
+    pending bigint NOT NULL
+);
+
+-- Adds `p_delta` to the owner's count.
+CREATE FUNCTION claimcheck.add_pending(p_owner text, p_delta bigint) RETURNS void
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
+    INSERT INTO claimcheck.owner_pending AS p (owner, pending) VALUES (p_owner, p_delta)
+    ON CONFLICT (owner) DO UPDATE SET pending = p.pending + EXCLUDED.pending
+$$;
+
+CREATE FUNCTION claimcheck.pending_inserted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT i.owner, count(*) AS n FROM inserted i
+              WHERE i.status = 'pending' GROUP BY i.owner ORDER BY i.owner
+    LOOP
+        PERFORM claimcheck.add_pending(r.owner, r.n);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION claimcheck.pending_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT d.owner, count(*) AS n FROM deleted d
+              WHERE d.status = 'pending' GROUP BY d.owner ORDER BY d.owner
+    LOOP
+        PERFORM claimcheck.add_pending(r.owner, -r.n);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- A status change is one claim at a time (complete, the sweeper's
+-- recovery), so it is counted per row; a claim never changes owner.
+CREATE FUNCTION claimcheck.pending_changed() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM claimcheck.add_pending(NEW.owner,
+        (NEW.status = 'pending')::int - (OLD.status = 'pending')::int);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION claimcheck.pending_truncated() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM claimcheck.owner_pending;
+    RETURN NULL;
+END
+$$;
+
+-- The count so far; the triggers below keep it (the lock is held until this
+-- migration commits, so no change slips in between).
+LOCK TABLE claimcheck.upload_claims IN SHARE ROW EXCLUSIVE MODE;
+INSERT INTO claimcheck.owner_pending (owner, pending)
+SELECT owner, count(*) FROM claimcheck.upload_claims WHERE status = 'pending' GROUP BY owner;
+
+CREATE TRIGGER upload_claims_pending_inserted
+    AFTER INSERT ON claimcheck.upload_claims REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION claimcheck.pending_inserted();
+CREATE TRIGGER upload_claims_pending_deleted
+    AFTER DELETE ON claimcheck.upload_claims REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION claimcheck.pending_deleted();
+CREATE TRIGGER upload_claims_pending_changed
+    AFTER UPDATE OF status ON claimcheck.upload_claims
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION claimcheck.pending_changed();
+CREATE TRIGGER upload_claims_pending_truncated
+    AFTER TRUNCATE ON claimcheck.upload_claims
+    FOR EACH STATEMENT EXECUTE FUNCTION claimcheck.pending_truncated();
+
+-- An owner's overrides and usage: `p_releases`: claims not counted as held
+-- (a final upload's partials); `p_default_bytes`: the configured byte
+-- quota; `p_always_sum`: sum the held bytes even when no byte quota applies
+-- (the sum reads every row of the owner's, so a start pays for it only when
+-- a byte quota needs it). PL/pgSQL, so its plan is cached per session.
+CREATE FUNCTION claimcheck.owner_usage(
+    p_owner text, p_releases uuid[], p_default_bytes bigint, p_always_sum boolean)
+RETURNS TABLE (bytes bigint, daily_bytes bigint, daily_uploads bigint, pending bigint,
+               held bigint, daily_uploads_used bigint, daily_bytes_used bigint, day date)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
     WITH o AS (
         SELECT q.bytes, q.daily_bytes, q.daily_uploads
           FROM (SELECT 1) one LEFT JOIN claimcheck.owner_quotas q ON q.owner = p_owner
     )
     SELECT o.bytes, o.daily_bytes, o.daily_uploads,
-           (SELECT count(*) FROM (SELECT 1 FROM claimcheck.upload_claims
-                                   WHERE owner = p_owner AND status = 'pending'
-                                   LIMIT p_pending_cap) p),
+           coalesce((SELECT p.pending FROM claimcheck.owner_pending p WHERE p.owner = p_owner), 0),
            CASE WHEN p_always_sum OR coalesce(o.bytes, p_default_bytes) > 0 THEN
-               (SELECT coalesce(sum(size), 0) FROM claimcheck.upload_claims
-                 WHERE owner = p_owner AND id <> ALL (p_releases))::bigint
-             + (SELECT coalesce(sum(size), 0) FROM claimcheck.objects WHERE owner = p_owner)::bigint
+               (SELECT coalesce(sum(c.size), 0) FROM claimcheck.upload_claims c
+                 WHERE c.owner = p_owner AND c.id <> ALL (p_releases))::bigint
+             + (SELECT coalesce(sum(b.size), 0) FROM claimcheck.objects b WHERE b.owner = p_owner)::bigint
            END,
-           coalesce(d.uploads, 0), coalesce(d.bytes, 0),
+           coalesce(d.uploads, 0)::bigint, coalesce(d.bytes, 0)::bigint,
            (now() AT TIME ZONE 'UTC')::date
       FROM o LEFT JOIN claimcheck.owner_daily_usage d
-        ON d.owner = p_owner AND d.day = (now() AT TIME ZONE 'UTC')::date
+        ON d.owner = p_owner AND d.day = (now() AT TIME ZONE 'UTC')::date;
+END
 $$;
 
 -- Takes the owner's lock for the rest of the caller's transaction and
@@ -83,8 +177,7 @@ BEGIN
         UPDATE claimcheck.upload_claims c SET idempotency_key = NULL
          WHERE c.owner = p_owner AND c.idempotency_key = p_idempotency_key;
     END IF;
-    SELECT * INTO u FROM claimcheck.owner_usage(p_owner, p_max_pending, p_releases,
-                                                 p_default_bytes, false);
+    SELECT * INTO u FROM claimcheck.owner_usage(p_owner, p_releases, p_default_bytes, false);
     verdict := 'refused';
     IF u.pending >= p_max_pending THEN
         quota := 'pending'; quota_limit := p_max_pending;

@@ -46,6 +46,7 @@ async fn apply_to_an_empty_database_then_again_as_a_no_op() {
             "events",
             "objects",
             "owner_daily_usage",
+            "owner_pending",
             "owner_quotas",
             "pending_deletes",
             "refinery_schema_history",

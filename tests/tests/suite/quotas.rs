@@ -4,6 +4,7 @@
 
 mod day;
 mod freed;
+mod pending;
 mod race;
 mod starts;
 

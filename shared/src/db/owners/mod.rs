@@ -46,10 +46,9 @@ pub(crate) fn daily_charge(rows: &str) -> String {
 
 /// The owner's overrides, usage and held bytes (`claimcheck.owner_usage`,
 /// migration V8, which `claimcheck.admit_claim` reads too): `$1` owner, `$2`
-/// counting stops at this many pending claims, `$3` claims not counted as
-/// held, `$4` the default byte quota, `$5` sum held bytes even when no byte
-/// quota applies.
-const READ: &str = "SELECT * FROM claimcheck.owner_usage($1, $2, $3, $4, $5)";
+/// the default byte quota; every claim counted as held, the held bytes
+/// summed whether a byte quota applies or not.
+const READ: &str = "SELECT * FROM claimcheck.owner_usage($1, '{}', $2, true)";
 
 fn u64_col(row: &Row, name: &str) -> Result<u64, DbError> {
     Ok(row.try_get::<_, i64>(name)?.max(0) as u64)
@@ -72,27 +71,6 @@ fn overrides_from_row(row: &Row) -> Result<QuotaOverrides, DbError> {
 struct Read {
     overrides: QuotaOverrides,
     usage: OwnerUsage,
-}
-
-/// [`READ`]'s parameters.
-struct ReadArgs<'a> {
-    owner: &'a str,
-    pending_cap: i64,
-    releases: &'a [uuid::Uuid],
-    default_bytes: i64,
-    always_sum: bool,
-}
-
-impl ReadArgs<'_> {
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 5] {
-        [
-            &self.owner,
-            &self.pending_cap,
-            &self.releases,
-            &self.default_bytes,
-            &self.always_sum,
-        ]
-    }
 }
 
 fn read_from_row(row: &Row) -> Result<Read, DbError> {
@@ -124,14 +102,8 @@ impl Owners {
     /// bytes included.
     pub async fn show(&self, owner: &str, defaults: &Quotas) -> Result<OwnerQuota, DbError> {
         let client = self.pool.get().await?;
-        let args = ReadArgs {
-            owner,
-            pending_cap: i64::MAX,
-            releases: &[],
-            default_bytes: defaults.bytes.min(i64::MAX as u64) as i64,
-            always_sum: true,
-        };
-        let read = read_from_row(&client.query_one(READ, &args.params()).await?)?;
+        let default_bytes = defaults.bytes.min(i64::MAX as u64) as i64;
+        let read = read_from_row(&client.query_one(READ, &[&owner, &default_bytes]).await?)?;
         Ok(OwnerQuota {
             owner: owner.to_owned(),
             limits: read.overrides.over(defaults),
