@@ -174,7 +174,7 @@ fn verdict(row: &Row, new: &NewClaim) -> Result<Verdict, CreateError> {
     };
     let verdict: String = row.try_get("verdict")?;
     match verdict.as_str() {
-        "admitted" => Ok(Verdict::Admitted(claim_from_row(row)?)),
+        "admitted" => Ok(Verdict::Admitted(Box::new(claim_from_row(row)?))),
         "existing" => {
             let fingerprint: Option<String> = row.try_get("existing_fingerprint")?;
             // Claims made before fingerprints were recorded have none: the
@@ -203,7 +203,7 @@ fn verdict(row: &Row, new: &NewClaim) -> Result<Verdict, CreateError> {
 
 /// [`verdict`]'s answer.
 enum Verdict {
-    Admitted(Claim),
+    Admitted(Box<Claim>),
     Existing(Uuid),
     Refused(QuotaExceeded),
 }
@@ -293,7 +293,7 @@ impl ClaimStore {
             )
             .await?;
         match verdict(&row, new)? {
-            Verdict::Admitted(claim) => Ok(Some(Created::New(claim))),
+            Verdict::Admitted(claim) => Ok(Some(Created::New(*claim))),
             Verdict::Existing(id) => {
                 // Read after the statement: its own snapshot predates the
                 // lock, so it may not see a claim a concurrent retry made.
