@@ -22,15 +22,6 @@ CREATE TABLE claimcheck.owner_pending (
     pending bigint NOT NULL
 );
 
--- Adds `p_delta` to the owner's count.
-CREATE FUNCTION claimcheck.add_pending(p_owner text, p_delta bigint) RETURNS void
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    INSERT INTO claimcheck.owner_pending AS p (owner, pending) VALUES (p_owner, p_delta)
-    ON CONFLICT (owner) DO UPDATE SET pending = p.pending + EXCLUDED.pending
-$$;
-
 CREATE FUNCTION claimcheck.pending_inserted() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -41,7 +32,8 @@ BEGIN
     FOR r IN SELECT i.owner, count(*) AS n FROM inserted i
               WHERE i.status = 'pending' GROUP BY i.owner ORDER BY i.owner
     LOOP
-        PERFORM claimcheck.add_pending(r.owner, r.n);
+        INSERT INTO claimcheck.owner_pending AS p (owner, pending) VALUES (r.owner, r.n)
+        ON CONFLICT (owner) DO UPDATE SET pending = p.pending + EXCLUDED.pending;
     END LOOP;
     RETURN NULL;
 END
@@ -57,7 +49,7 @@ BEGIN
     FOR r IN SELECT d.owner, count(*) AS n FROM deleted d
               WHERE d.status = 'pending' GROUP BY d.owner ORDER BY d.owner
     LOOP
-        PERFORM claimcheck.add_pending(r.owner, -r.n);
+        UPDATE claimcheck.owner_pending p SET pending = p.pending - r.n WHERE p.owner = r.owner;
     END LOOP;
     RETURN NULL;
 END
@@ -70,8 +62,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM claimcheck.add_pending(NEW.owner,
-        (NEW.status = 'pending')::int - (OLD.status = 'pending')::int);
+    UPDATE claimcheck.owner_pending p
+       SET pending = p.pending + (NEW.status = 'pending')::int - (OLD.status = 'pending')::int
+     WHERE p.owner = NEW.owner;
     RETURN NULL;
 END
 $$;
@@ -117,6 +110,7 @@ RETURNS TABLE (bytes bigint, daily_bytes bigint, daily_uploads bigint, pending b
                held bigint, daily_uploads_used bigint, daily_bytes_used bigint, day date)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     RETURN QUERY
@@ -156,6 +150,7 @@ RETURNS TABLE (verdict text, existing_id uuid, existing_fingerprint text, quota 
                quota_limit bigint, quota_usage bigint, quota_requested bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     u record;
