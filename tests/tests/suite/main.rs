@@ -12,6 +12,7 @@ mod browser;
 mod claims;
 mod dev;
 mod hardening;
+mod idempotency;
 mod migrations;
 mod object_store;
 mod operate;
