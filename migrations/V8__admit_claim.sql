@@ -22,34 +22,21 @@ CREATE TABLE claimcheck.owner_pending (
     pending bigint NOT NULL
 );
 
-CREATE FUNCTION claimcheck.pending_inserted() RETURNS trigger
+-- Inserted rows count up, deleted ones down; both triggers name their
+-- transition table `changed`.
+CREATE FUNCTION claimcheck.pending_counted() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    sign bigint := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
     r record;
 BEGIN
-    FOR r IN SELECT i.owner, count(*) AS n FROM inserted i
-              WHERE i.status = 'pending' GROUP BY i.owner ORDER BY i.owner
+    FOR r IN SELECT c.owner, count(*) AS n FROM changed c
+              WHERE c.status = 'pending' GROUP BY c.owner ORDER BY c.owner
     LOOP
-        INSERT INTO claimcheck.owner_pending AS p (owner, pending) VALUES (r.owner, r.n)
+        INSERT INTO claimcheck.owner_pending AS p (owner, pending) VALUES (r.owner, sign * r.n)
         ON CONFLICT (owner) DO UPDATE SET pending = p.pending + EXCLUDED.pending;
-    END LOOP;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION claimcheck.pending_deleted() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN SELECT d.owner, count(*) AS n FROM deleted d
-              WHERE d.status = 'pending' GROUP BY d.owner ORDER BY d.owner
-    LOOP
-        UPDATE claimcheck.owner_pending p SET pending = p.pending - r.n WHERE p.owner = r.owner;
     END LOOP;
     RETURN NULL;
 END
@@ -86,11 +73,11 @@ INSERT INTO claimcheck.owner_pending (owner, pending)
 SELECT owner, count(*) FROM claimcheck.upload_claims WHERE status = 'pending' GROUP BY owner;
 
 CREATE TRIGGER upload_claims_pending_inserted
-    AFTER INSERT ON claimcheck.upload_claims REFERENCING NEW TABLE AS inserted
-    FOR EACH STATEMENT EXECUTE FUNCTION claimcheck.pending_inserted();
+    AFTER INSERT ON claimcheck.upload_claims REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION claimcheck.pending_counted();
 CREATE TRIGGER upload_claims_pending_deleted
-    AFTER DELETE ON claimcheck.upload_claims REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION claimcheck.pending_deleted();
+    AFTER DELETE ON claimcheck.upload_claims REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION claimcheck.pending_counted();
 CREATE TRIGGER upload_claims_pending_changed
     AFTER UPDATE OF status ON claimcheck.upload_claims
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
@@ -154,7 +141,6 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     u record;
-    lim bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('claimcheck.owner:' || p_owner, 0));
     IF p_idempotency_key IS NOT NULL THEN
@@ -180,24 +166,18 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    lim := coalesce(u.bytes, p_default_bytes);
-    IF lim > 0 AND p_held > 0 AND u.held + p_held > lim THEN
-        quota := 'bytes'; quota_limit := lim;
-        quota_usage := u.held; quota_requested := p_held;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    lim := coalesce(u.daily_uploads, p_default_daily_uploads);
-    IF lim > 0 AND p_uploads > 0 AND u.daily_uploads_used + p_uploads > lim THEN
-        quota := 'daily_uploads'; quota_limit := lim;
-        quota_usage := u.daily_uploads_used; quota_requested := p_uploads;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    lim := coalesce(u.daily_bytes, p_default_daily_bytes);
-    IF lim > 0 AND p_bytes > 0 AND u.daily_bytes_used + p_bytes > lim THEN
-        quota := 'daily_bytes'; quota_limit := lim;
-        quota_usage := u.daily_bytes_used; quota_requested := p_bytes;
+    -- The first quota the start would take past its limit (0: no limit; a
+    -- charge of 0 is never refused), in this order.
+    SELECT q.name, q.lim, q.used, q.more
+      INTO quota, quota_limit, quota_usage, quota_requested
+      FROM (VALUES (1, 'bytes', coalesce(u.bytes, p_default_bytes), u.held, p_held),
+                   (2, 'daily_uploads', coalesce(u.daily_uploads, p_default_daily_uploads),
+                       u.daily_uploads_used, p_uploads),
+                   (3, 'daily_bytes', coalesce(u.daily_bytes, p_default_daily_bytes),
+                       u.daily_bytes_used, p_bytes)) q (ord, name, lim, used, more)
+     WHERE q.lim > 0 AND q.more > 0 AND q.used + q.more > q.lim
+     ORDER BY q.ord LIMIT 1;
+    IF FOUND THEN
         RETURN NEXT;
         RETURN;
     END IF;

@@ -4,11 +4,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::{
-    client::http,
-    rate::{measure, Window},
-    InitRateArgs, MIB,
-};
+use crate::{client::http, rate::measure, InitRateArgs, MIB};
 
 pub(crate) async fn init_rate(a: InitRateArgs) -> Result<()> {
     let http = http()?;
@@ -17,12 +13,7 @@ pub(crate) async fn init_rate(a: InitRateArgs) -> Result<()> {
     let tokens: Vec<String> = a.api.token.split(',').map(str::to_owned).collect();
     let owners = tokens.len();
     let url = format!("{}/v1/uploads/multipart", a.api.api);
-    let window = Window {
-        concurrency: a.concurrency,
-        warmup_secs: a.warmup_secs,
-        secs: a.secs,
-    };
-    let rate = measure(window, move |client| {
+    let rate = measure(a.load.window(), move |client| {
         let request = http
             .post(&url)
             .bearer_auth(&tokens[client % tokens.len()])
@@ -40,7 +31,7 @@ pub(crate) async fn init_rate(a: InitRateArgs) -> Result<()> {
         }
     })
     .await?;
-    println!("concurrency={}", a.concurrency);
+    println!("concurrency={}", a.load.concurrency);
     println!("owners={owners}");
     rate.print();
     Ok(())

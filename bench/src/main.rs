@@ -74,6 +74,13 @@ struct S3CreateArgs {
     /// Key prefix of the sessions (ends with `/`).
     #[arg(long)]
     prefix: String,
+    #[command(flatten)]
+    load: Load,
+}
+
+/// A closed-loop load: clients, measured seconds, warm-up.
+#[derive(Args, Clone, Copy)]
+struct Load {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Measured seconds (after the warm-up).
@@ -81,6 +88,16 @@ struct S3CreateArgs {
     secs: u64,
     #[arg(long, default_value_t = 2)]
     warmup_secs: u64,
+}
+
+impl Load {
+    fn window(self) -> rate::Window {
+        rate::Window {
+            concurrency: self.concurrency,
+            warmup_secs: self.warmup_secs,
+            secs: self.secs,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -156,13 +173,8 @@ struct MemoryArgs {
 struct InitRateArgs {
     #[command(flatten)]
     api: Api,
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// Measured seconds (after the warm-up).
-    #[arg(long, default_value_t = 20)]
-    secs: u64,
-    #[arg(long, default_value_t = 2)]
-    warmup_secs: u64,
+    #[command(flatten)]
+    load: Load,
 }
 
 #[derive(Args)]
@@ -179,13 +191,8 @@ struct TusHeadArgs {
     /// Bytes sent in its one `PATCH` before the `HEAD`s.
     #[arg(long, default_value_t = 20 << 20)]
     sent: u64,
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// Measured seconds (after the warm-up).
-    #[arg(long, default_value_t = 20)]
-    secs: u64,
-    #[arg(long, default_value_t = 2)]
-    warmup_secs: u64,
+    #[command(flatten)]
+    load: Load,
 }
 
 #[derive(Args)]

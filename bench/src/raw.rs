@@ -19,11 +19,7 @@ use anyhow::{Context, Result};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures::{stream, StreamExt, TryStreamExt};
 
-use crate::{
-    client::s3_client,
-    rate::{measure, Window},
-    RawArgs, S3CreateArgs,
-};
+use crate::{client::s3_client, rate::measure, RawArgs, S3CreateArgs};
 
 fn lines(path: &str) -> Result<Vec<String>> {
     Ok(std::fs::read_to_string(path)
@@ -108,13 +104,8 @@ pub(crate) async fn s3_abort(a: RawArgs) -> Result<()> {
 
 pub(crate) async fn s3_create(a: S3CreateArgs) -> Result<()> {
     let s3c = s3_client(&a.s3).await;
-    let window = Window {
-        concurrency: a.concurrency,
-        warmup_secs: a.warmup_secs,
-        secs: a.secs,
-    };
     let (bucket, prefix) = (a.s3.s3_bucket.clone(), a.prefix.clone());
-    let rate = measure(window, move |_| {
+    let rate = measure(a.load.window(), move |_| {
         let request = s3c
             .create_multipart_upload()
             .bucket(&bucket)
@@ -129,7 +120,7 @@ pub(crate) async fn s3_create(a: S3CreateArgs) -> Result<()> {
         }
     })
     .await?;
-    println!("concurrency={}", a.concurrency);
+    println!("concurrency={}", a.load.concurrency);
     rate.print();
     Ok(())
 }

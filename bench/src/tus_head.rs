@@ -7,11 +7,7 @@
 use anyhow::{ensure, Context, Result};
 use rand::RngCore;
 
-use crate::{
-    client::http,
-    rate::{measure, Window},
-    TusHeadArgs,
-};
+use crate::{client::http, rate::measure, TusHeadArgs};
 
 const TUS: &str = "1.0.0";
 
@@ -68,13 +64,8 @@ pub(crate) async fn tus_head(a: TusHeadArgs) -> Result<()> {
     );
 
     let want = a.sent.to_string();
-    let window = Window {
-        concurrency: a.concurrency,
-        warmup_secs: a.warmup_secs,
-        secs: a.secs,
-    };
     let head = authed(http.head(url.clone()));
-    let rate = measure(window, move |_| {
+    let rate = measure(a.load.window(), move |_| {
         let request = head.try_clone().expect("a HEAD has no body");
         let want = want.clone();
         async move {
@@ -91,7 +82,7 @@ pub(crate) async fn tus_head(a: TusHeadArgs) -> Result<()> {
     })
     .await?;
     println!("url={url}");
-    println!("concurrency={}", a.concurrency);
+    println!("concurrency={}", a.load.concurrency);
     rate.print();
     Ok(())
 }

@@ -3,37 +3,20 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
 use claimcheck::{
     db::{
-        claims::{Caps, CreateError, NewClaim, Transition},
+        claims::{Caps, CreateError, Transition},
         objects::ConsumeError,
         Adopter, ClaimStore, DeleteQueue, ObjectRegistry, Quota,
     },
-    domain::{object_key, ClaimStatus, DeleteReason},
+    domain::{ClaimStatus, DeleteReason},
 };
 use claimcheck_tests::db::TestDb;
+
+use crate::support::new_claim;
 use uuid::Uuid;
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn new_claim(owner: &str, ttl: Duration) -> NewClaim {
-    let id = Uuid::now_v7();
-    NewClaim {
-        id,
-        key: object_key("", false, id, "a.bin", Utc::now()),
-        owner: owner.into(),
-        filename: "a.bin".into(),
-        content_type: "application/octet-stream".into(),
-        size: 10,
-        public: false,
-        parts: None,
-        ttl,
-        resumable: None,
-        fingerprint: "single a.bin".into(),
-        releases: Vec::new(),
-    }
-}
 
 /// A cap of `max_pending` and no quotas.
 fn caps(max_pending: u32) -> Caps {

@@ -4,32 +4,17 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use claimcheck::{
-    db::{
-        claims::{Caps, CreateError, Created, NewClaim},
-        ClaimStore,
-    },
-    domain::object_key,
+use claimcheck::db::{
+    claims::{Caps, CreateError, Created, NewClaim},
+    ClaimStore,
 };
 use claimcheck_tests::db::TestDb;
-use uuid::Uuid;
 
+/// A claim of `owner-i` for a request with this fingerprint.
 fn new_claim(fingerprint: &str) -> NewClaim {
-    let id = Uuid::now_v7();
     NewClaim {
-        id,
-        key: object_key("", false, id, "i.bin", Utc::now()),
-        owner: "owner-i".into(),
-        filename: "i.bin".into(),
-        content_type: "application/octet-stream".into(),
-        size: 5,
-        public: false,
-        parts: None,
-        ttl: Duration::from_secs(3600),
-        resumable: None,
         fingerprint: fingerprint.into(),
-        releases: Vec::new(),
+        ..crate::support::new_claim("owner-i", Duration::from_secs(3600))
     }
 }
 

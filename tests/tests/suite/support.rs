@@ -4,6 +4,27 @@ use claimcheck::store::ObjectStore;
 use claimcheck_tests::app::{Store, TestApp};
 use reqwest::Method;
 use serde_json::Value;
+
+/// A single-shot claim of 10 bytes for `owner`, pending for `ttl`, to give
+/// the claim store.
+pub fn new_claim(owner: &str, ttl: std::time::Duration) -> claimcheck::db::claims::NewClaim {
+    let id = uuid::Uuid::now_v7();
+    claimcheck::db::claims::NewClaim {
+        id,
+        key: claimcheck::domain::object_key("", false, id, "a.bin", chrono::Utc::now()),
+        owner: owner.into(),
+        filename: "a.bin".into(),
+        content_type: "application/octet-stream".into(),
+        size: 10,
+        public: false,
+        parts: None,
+        ttl,
+        resumable: None,
+        fingerprint: "single a.bin".into(),
+        releases: Vec::new(),
+    }
+}
+
 /// The object store the app writes to, seen from the test.
 pub async fn store_of(app: &TestApp) -> Box<dyn ObjectStore> {
     match app.store {

@@ -6,35 +6,16 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use chrono::Utc;
-use claimcheck::{
-    db::{
-        claims::{Caps, NewClaim},
-        ClaimStore,
-    },
-    domain::object_key,
+use claimcheck::db::{
+    claims::{Caps, NewClaim},
+    ClaimStore,
 };
 use claimcheck_tests::db::TestDb;
-use uuid::Uuid;
 
 const OWNERS: [&str; 5] = ["o-a", "o-b", "o-c", "o-d", "o-e"];
 
 fn new_claim(owner: &str) -> NewClaim {
-    let id = Uuid::now_v7();
-    NewClaim {
-        id,
-        key: object_key("", false, id, "p.bin", Utc::now()),
-        owner: owner.into(),
-        filename: "p.bin".into(),
-        content_type: "application/octet-stream".into(),
-        size: 1,
-        public: false,
-        parts: None,
-        ttl: Duration::from_secs(3600),
-        resumable: None,
-        fingerprint: "single p.bin".into(),
-        releases: Vec::new(),
-    }
+    crate::support::new_claim(owner, Duration::from_secs(3600))
 }
 
 /// `(owner, counter, real count)` for every owner either side knows.
