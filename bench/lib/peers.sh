@@ -18,6 +18,9 @@ source scripts/lib/rustus.sh
 
 : "${BENCH_PEERS_SIZE_MIB:=1024}" "${BENCH_PEERS_REPS:=2}" "${BENCH_PEERS_CREATE_MIB:=1}"
 : "${BENCH_PEERS_OWNERS:=1 ${BENCH_INIT_CONCURRENCY:-64}}" "${BENCH_PEERS_RUSTUS:=install}"
+# A directory: each claimcheck run is also profiled there (perf record -g of
+# the API process, one perf-*.data per run), to see what stands in the way.
+: "${BENCH_PEERS_PERF:=}"
 
 # What a 201 creation of tus carries in every request here: the version,
 # and `filename peers.bin` (base64), which every server takes.
@@ -42,13 +45,15 @@ start_rustus() {
     local name=$1 port pid i dir=$WORK/$1
     port=$(cc_free_ports 1)
     mkdir -p "$dir"
+    # --force-fsync takes a value (a bool with an env fallback; without one
+    # rustus refuses to start): each PATCH's write is then fdatasync'ed.
     # --max-body-size: rustus reads a PATCH's whole body into memory before
     # it writes it (256 KiB by default), so one PATCH of the file needs room
     # for all of it. --log-level WARN: at INFO it logs a line per request,
     # which claimcheck (RUST_LOG=info) does not. Workers: actix's default,
     # one per core.
     "$CLAIMCHECK_RUSTUS_BIN" --host 127.0.0.1 --port "$port" --url /files \
-        --storage file-storage --data-dir "$dir/data" --force-fsync \
+        --storage file-storage --data-dir "$dir/data" --force-fsync true \
         --info-storage file-info-storage --info-dir "$dir/info" \
         --max-body-size $(((BENCH_PEERS_SIZE_MIB + 1) << 20)) --log-level WARN \
         >"$WORK/$name.log" 2>&1 </dev/null &
@@ -168,13 +173,31 @@ create_row() {
     fi
 }
 
-# peer_pair fs|s3: sets OURS_URL, PEER_URL (empty: not run), PEER_NAME, PAIR_LABEL
+# profiled NAME PID COMMAND...: COMMAND, with `perf record -g -p PID` into
+# $BENCH_PEERS_PERF/perf-NAME.data meanwhile when BENCH_PEERS_PERF is set
+profiled() {
+    local name=$1 pid=$2 perf rc=0
+    shift 2
+    if [[ -z "$BENCH_PEERS_PERF" ]]; then
+        "$@"
+        return
+    fi
+    mkdir -p "$BENCH_PEERS_PERF"
+    perf record -g -q -p "$pid" -o "$BENCH_PEERS_PERF/perf-$name.data" >/dev/null 2>&1 &
+    perf=$!
+    "$@" || rc=$?
+    kill -INT "$perf" 2>/dev/null || true
+    wait "$perf" 2>/dev/null || true
+    return "$rc"
+}
+
+# peer_pair fs|s3: sets OURS_URL, OURS_PID, PEER_URL (empty: not run), PEER_NAME, PAIR_LABEL
 peer_pair() {
     if [[ $1 == fs ]]; then
-        OURS_URL=$PEERS_FS_URL PEER_URL=${RUSTUS_URL:-} PEER_NAME=rustus
+        OURS_URL=$PEERS_FS_URL OURS_PID=$PEERS_FS_PID PEER_URL=${RUSTUS_URL:-} PEER_NAME=rustus
         PAIR_LABEL="filesystem: claimcheck fs store / rustus file store, --force-fsync"
     else
-        OURS_URL=$PEERS_S3_URL PEER_URL=$TUS_NODE_URL PEER_NAME=tus-node-server
+        OURS_URL=$PEERS_S3_URL OURS_PID=$PEERS_S3_PID PEER_URL=$TUS_NODE_URL PEER_NAME=tus-node-server
         PAIR_LABEL="S3 (Garage): claimcheck S3 store / tus-node-server, @tus/s3-store"
     fi
 }
@@ -192,9 +215,9 @@ bench_peers() {
     # the in-flight cap raised as in benchmark 4: the creation runs leave
     # thousands of pending uploads to one owner.
     start_api api-peers-fs fs_env CLAIMCHECK_MAX_PENDING_PER_OWNER=100000000
-    PEERS_FS_URL=$API_URL/v1/tus
+    PEERS_FS_URL=$API_URL/v1/tus PEERS_FS_PID=$API_PID
     start_api api-peers-s3 s3_env CLAIMCHECK_MAX_PENDING_PER_OWNER=100000000
-    PEERS_S3_URL=$API_URL/v1/tus
+    PEERS_S3_URL=$API_URL/v1/tus PEERS_S3_PID=$API_PID
     start_tus_node peers-tus-node
     [[ -z "$rustus" ]] || start_rustus peers-rustus
     printf 'Authorization: Bearer %s\n' "$BENCH_TOKEN" >"$WORK/auth.header"
@@ -210,13 +233,13 @@ bench_peers() {
             ours=$WORK/peers-$pair-cc-$r.txt theirs=$WORK/peers-$pair-peer-$r.txt
             if [[ -z "$PEER_URL" ]]; then
                 peer_skip "$theirs"
-                peer_upload "$ours" "$OURS_URL" 1
+                profiled "upload-$pair-$r" "$OURS_PID" peer_upload "$ours" "$OURS_URL" 1
             elif ((r % 2)); then
-                peer_upload "$ours" "$OURS_URL" 1
+                profiled "upload-$pair-$r" "$OURS_PID" peer_upload "$ours" "$OURS_URL" 1
                 peer_upload "$theirs" "$PEER_URL" 0
             else
                 peer_upload "$theirs" "$PEER_URL" 0
-                peer_upload "$ours" "$OURS_URL" 1
+                profiled "upload-$pair-$r" "$OURS_PID" peer_upload "$ours" "$OURS_URL" 1
             fi
             for f in "$ours" "$theirs"; do
                 [[ -z $(val "$f" error) ]] || cc_warn "peers upload failed: $(val "$f" error)"
@@ -242,7 +265,7 @@ bench_peers() {
         for pair in fs s3; do
             peer_pair "$pair"
             ours=$WORK/peers-create-$pair-$owners.txt theirs=$WORK/peers-create-$pair-peer.txt
-            peer_create "$ours" "$OURS_URL" "$tokens"
+            profiled "create-$pair-$owners" "$OURS_PID" peer_create "$ours" "$OURS_URL" "$tokens"
             # The peer has no owners: measured once, right after claimcheck's
             # first run on the same kind of store.
             if [[ ! -f "$theirs" ]]; then
@@ -261,7 +284,7 @@ bench_peers() {
     out
     out "- **claimcheck, fs store** (\`CLAIMCHECK_STORE=fs\`, part size default 16 MiB): the PATCH is cut into 16 MiB parts as it arrives; each part is written to a temp file, \`fsync\`ed (\`sync_all\`), renamed into the upload's session directory and the directory \`fsync\`ed, then recorded in PostgreSQL. The last part completes the upload: every part is copied (\`copy_file_range\`) into a new file, which is \`fsync\`ed, renamed to the object's path and its directory (and any directory created) \`fsync\`ed; the session directory is then renamed away (directory \`fsync\`ed) and removed."
     if [[ -n "$rustus" ]]; then
-        out "- **rustus $CLAIMCHECK_RUSTUS_VERSION** (crates.io, \`cargo install --locked\`, default features; scripts/lib/rustus.sh): file store and file info store, \`--force-fsync\`, \`--max-body-size\` of the file + 1 MiB (it reads a PATCH's whole body into memory before writing it), \`--log-level WARN\` (INFO logs each request), actix's default workers (one per core). A PATCH: the body appended to the data file in one write, then \`fdatasync\` (\`sync_data\`) of that file; its .info JSON (with the offset) rewritten without any sync. No directory is ever synced."
+        out "- **rustus $CLAIMCHECK_RUSTUS_VERSION** (crates.io, \`cargo install --locked\`, default features; scripts/lib/rustus.sh): file store and file info store, \`--force-fsync true\`, \`--max-body-size\` of the file + 1 MiB (it reads a PATCH's whole body into memory before writing it), \`--log-level WARN\` (INFO logs each request), actix's default workers (one per core). A PATCH: the body appended to the data file in one write, then \`fdatasync\` (\`sync_data\`) of that file; its .info JSON (with the offset) rewritten without any sync. No directory is ever synced."
         out "- **Durability, fs row**: claimcheck syncs strictly more than rustus with \`--force-fsync\`: everything rustus syncs (the bytes) plus every directory entry (the object's, the parts', the session's), and it writes and syncs the bytes twice (parts, then the object). rustus can lose the upload's file entry, its .info and so its offset to a crash after it answered. claimcheck's offsets are PostgreSQL rows, and this run's PostgreSQL has fsync off (see the machine line), so here neither server makes its offset durable; in production claimcheck's commit is synced."
     else
         out "- **rustus left out of this run**: BENCH_PEERS_RUSTUS=if-cached and no rustus $CLAIMCHECK_RUSTUS_VERSION binary was cached (\`scripts/lib/rustus.sh install\` builds it); claimcheck's fs store still runs."
