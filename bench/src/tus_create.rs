@@ -60,7 +60,10 @@ pub(crate) async fn tus_create(a: TusCreateArgs) -> Result<()> {
                                 first_error.get_or_insert(format!(
                                     "HTTP {status}{}: {}",
                                     if located { "" } else { ", no Location" },
-                                    text.unwrap_or_default().chars().take(200).collect::<String>()
+                                    text.unwrap_or_default()
+                                        .chars()
+                                        .take(200)
+                                        .collect::<String>()
                                 ));
                                 false
                             }
