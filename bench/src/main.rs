@@ -13,6 +13,7 @@ mod rate;
 mod raw;
 mod tail;
 mod throughput;
+mod tus_create;
 mod tus_head;
 
 use anyhow::Result;
@@ -49,6 +50,9 @@ enum Command {
     /// `HEAD` of one tus upload (made first: created, then part of it sent
     /// in one `PATCH`) at a fixed concurrency: rate and latency.
     TusHead(TusHeadArgs),
+    /// tus creation (`POST`, `Upload-Length`, no body) at a fixed
+    /// concurrency against any tus server: rate and latency.
+    TusCreate(TusCreateArgs),
     /// Creates multipart sessions straight through the S3 API; writes
     /// `key<TAB>upload_id` lines.
     S3Sessions(S3FillArgs),
@@ -196,6 +200,27 @@ struct TusHeadArgs {
 }
 
 #[derive(Args)]
+struct TusCreateArgs {
+    /// The tus creation URL (claimcheck: `<api>/v1/tus`).
+    #[arg(long)]
+    endpoint: String,
+    /// Send `Authorization: Bearer $BENCH_TOKEN` (comma-separated tokens:
+    /// one per client, in turn).
+    #[arg(long)]
+    auth: bool,
+    /// `Upload-Length` of each upload created.
+    #[arg(long, default_value_t = 1 << 20)]
+    length: u64,
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    secs: u64,
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+}
+
+#[derive(Args)]
 struct S3FillArgs {
     #[command(flatten)]
     s3: S3,
@@ -249,6 +274,7 @@ async fn main() -> Result<()> {
         Command::FsFiles(a) => fs_files(a),
         Command::Tail(a) => tail::tail(a).await,
         Command::TusHead(a) => tus_head::tus_head(a).await,
+        Command::TusCreate(a) => tus_create::tus_create(a).await,
         Command::S3Delete(a) => raw::s3_delete(a).await,
         Command::S3Abort(a) => raw::s3_abort(a).await,
         Command::S3Create(a) => raw::s3_create(a).await,
