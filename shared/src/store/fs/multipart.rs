@@ -34,9 +34,12 @@ struct Session {
     initiated: DateTime<Utc>,
 }
 
-/// A part's ETag: hex of the first 16 bytes of its SHA-256.
-pub(super) fn etag_of(digest: &[u8; 32]) -> String {
-    hex::encode(&digest[..16])
+/// A new part file's ETag: random, 32 hex digits. It tells one upload of a
+/// part from another (complete refuses a part whose file was replaced since
+/// the ETag it is given); it need not hash the bytes, which the API hashes
+/// already (S3's ETag is an MD5 only because S3 computes one anyway).
+pub(super) fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The header that precedes a part's data.

@@ -3,14 +3,12 @@
 //! the removal of temp files a crash left behind.
 
 use std::{
-    io,
     path::PathBuf,
     time::{Duration, SystemTime},
 };
 
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::{
     files::{io_error, TempFile},
@@ -51,15 +49,14 @@ impl FsStore {
     }
 
     /// Streams `body` (exactly `len` bytes) into a fresh temp file, synced to
-    /// disk. A [`TempKind::Part`] starts with a [`multipart::HEADER_LEN`]
-    /// header holding its ETag, and the SHA-256 of the body is returned.
+    /// disk. A [`TempKind::Part`] starts with a [`multipart::HEADER_LEN`]-byte
+    /// header holding its ETag, which is returned.
     pub(super) async fn write_temp(
         &self,
         body: ByteStream,
         len: u64,
         kind: TempKind,
-    ) -> Result<(TempFile, Option<[u8; 32]>), StoreError> {
-        let header = kind == TempKind::Part;
+    ) -> Result<(TempFile, Option<String>), StoreError> {
         let temp = TempFile::new(self.temp_path());
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -68,31 +65,20 @@ impl FsStore {
             .await
             .map_err(io_error)?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut hasher = header.then(Sha256::new);
-        if header {
-            out.write_all(&[b' '; multipart::HEADER_LEN])
+        let etag = (kind == TempKind::Part).then(multipart::new_etag);
+        if let Some(etag) = &etag {
+            out.write_all(&multipart::header(etag))
                 .await
                 .map_err(io_error)?;
         }
         let mut body = ExactLength::new(body, len);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(into_store_error)?;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&chunk);
-            }
             out.write_all(&chunk).await.map_err(io_error)?;
         }
         out.flush().await.map_err(io_error)?;
-        let mut file = out.into_inner();
-        let digest = hasher.map(|h| <[u8; 32]>::from(h.finalize()));
-        if let Some(digest) = digest {
-            file.seek(io::SeekFrom::Start(0)).await.map_err(io_error)?;
-            file.write_all(&multipart::header(&multipart::etag_of(&digest)))
-                .await
-                .map_err(io_error)?;
-        }
-        file.sync_all().await.map_err(io_error)?;
-        Ok((temp, digest))
+        out.into_inner().sync_all().await.map_err(io_error)?;
+        Ok((temp, etag))
     }
 }
 
