@@ -211,13 +211,8 @@ struct TusCreateArgs {
     /// `Upload-Length` of each upload created.
     #[arg(long, default_value_t = 1 << 20)]
     length: u64,
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
-    /// Measured seconds (after the warm-up).
-    #[arg(long, default_value_t = 20)]
-    secs: u64,
-    #[arg(long, default_value_t = 2)]
-    warmup_secs: u64,
+    #[command(flatten)]
+    load: Load,
 }
 
 #[derive(Args)]

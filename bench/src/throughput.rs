@@ -16,6 +16,22 @@ use crate::{
     MemoryArgs, ThroughputArgs, MIB,
 };
 
+/// Runs `api` and `direct` one after the other, `api` first when asked;
+/// their times as `(api, direct)`.
+async fn pair(
+    api_first: bool,
+    api: impl std::future::Future<Output = Result<Duration>>,
+    direct: impl std::future::Future<Output = Result<Duration>>,
+) -> Result<(Duration, Duration)> {
+    if api_first {
+        let api = api.await?;
+        Ok((api, direct.await?))
+    } else {
+        let direct = direct.await?;
+        Ok((api.await?, direct))
+    }
+}
+
 pub(crate) async fn throughput(a: ThroughputArgs) -> Result<()> {
     let http = http()?;
     let s3c = s3_client(&a.s3).await;
@@ -33,42 +49,16 @@ pub(crate) async fn throughput(a: ThroughputArgs) -> Result<()> {
         // first (the API's first large upload since it started), round 2
         // straight to Garage first, and so on.
         let api_first = round % 2 == 0;
-        let api = || timed(api_single(&http, &a.api, a.size));
-        let direct = || timed(direct_single(&http, &s3c, &a.s3.s3_bucket, a.size));
-        single.push(if api_first {
-            let t = api().await?;
-            (t, direct().await?)
-        } else {
-            let t = direct().await?;
-            (api().await?, t)
-        });
-        let api = || {
-            timed(multipart(
-                &http,
-                &a.api,
-                a.size,
-                a.part_size,
-                a.in_flight,
-                false,
-            ))
-        };
-        let direct = || {
-            timed(multipart(
-                &http,
-                &a.api,
-                a.size,
-                a.part_size,
-                a.in_flight,
-                true,
-            ))
-        };
-        multi.push(if api_first {
-            let t = api().await?;
-            (t, direct().await?)
-        } else {
-            let t = direct().await?;
-            (api().await?, t)
-        });
+        single.push(
+            pair(
+                api_first,
+                timed(api_single(&http, &a.api, a.size)),
+                timed(direct_single(&http, &s3c, &a.s3.s3_bucket, a.size)),
+            )
+            .await?,
+        );
+        let parts = |direct| multipart(&http, &a.api, a.size, a.part_size, a.in_flight, direct);
+        multi.push(pair(api_first, timed(parts(false)), timed(parts(true))).await?);
     }
     let row = |name: &str, runs: &[(Duration, Duration)]| {
         for (i, (api, direct)) in runs.iter().enumerate() {

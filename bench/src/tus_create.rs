@@ -4,11 +4,9 @@
 //! client measures all of them. A request counts when it answers 201 with a
 //! `Location`; anything else is an error.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, Result};
 
-use crate::{client::http, TusCreateArgs};
+use crate::{client::http, rate::measure, TusCreateArgs};
 
 const TUS: &str = "1.0.0";
 /// `Upload-Metadata` of every creation: `filename bench.bin` (base64), which
@@ -27,90 +25,35 @@ pub(crate) async fn tus_create(a: TusCreateArgs) -> Result<()> {
             .collect(),
         false => vec![None],
     };
-    let stop_warm = Instant::now() + Duration::from_secs(a.warmup_secs);
-    let stop = stop_warm + Duration::from_secs(a.secs);
-    let workers = (0..a.concurrency).map(|i| {
-        let mut req = http
+    let owners = tokens.len();
+    let rate = measure(a.load.window(), move |client| {
+        let mut request = http
             .post(&a.endpoint)
             .header("tus-resumable", TUS)
             .header("upload-length", a.length)
             .header("upload-metadata", METADATA);
-        if let Some(t) = &tokens[i % tokens.len()] {
-            req = req.bearer_auth(t);
+        if let Some(t) = &tokens[client % tokens.len()] {
+            request = request.bearer_auth(t);
         }
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            let mut first_error = None;
-            loop {
-                let t = Instant::now();
-                if t >= stop {
-                    break;
-                }
-                let res = req.try_clone().expect("no body").send().await;
-                let ok = match res {
-                    Ok(r) => {
-                        let status = r.status();
-                        let located = r.headers().contains_key("location");
-                        // Read to the end so the connection is kept alive.
-                        let text = r.text().await;
-                        match (status.as_u16(), located, text) {
-                            (201, true, Ok(_)) => true,
-                            (_, _, text) => {
-                                first_error.get_or_insert(format!(
-                                    "HTTP {status}{}: {}",
-                                    if located { "" } else { ", no Location" },
-                                    text.unwrap_or_default()
-                                        .chars()
-                                        .take(200)
-                                        .collect::<String>()
-                                ));
-                                false
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(e.to_string());
-                        false
-                    }
-                };
-                let end = Instant::now();
-                if t >= stop_warm && end <= stop {
-                    if ok {
-                        lat.push(end - t);
-                    } else {
-                        errors += 1;
-                    }
-                }
+        async move {
+            let r = request.send().await.map_err(|e| e.to_string())?;
+            let status = r.status();
+            let located = r.headers().contains_key("location");
+            // Read to the end so the connection is kept alive.
+            let text = r.text().await.map_err(|e| e.to_string())?;
+            match (status.as_u16(), located) {
+                (201, true) => Ok(()),
+                _ => Err(format!(
+                    "HTTP {status}{}: {}",
+                    if located { "" } else { ", no Location" },
+                    text.chars().take(200).collect::<String>()
+                )),
             }
-            (lat, errors, first_error)
-        })
-    });
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    let mut first = None;
-    for w in futures::future::join_all(workers).await {
-        let (l, e, f) = w?;
-        lat.extend(l);
-        errors += e;
-        first = first.or(f);
-    }
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    println!("concurrency={}", a.concurrency);
-    println!("owners={}", tokens.len());
-    println!("secs={}", a.secs);
-    println!("ok={}", lat.len());
-    println!("errors={errors}");
-    println!("rps={:.0}", lat.len() as f64 / a.secs as f64);
-    println!("p50_ms={:.1}", pct(0.50));
-    println!("p99_ms={:.1}", pct(0.99));
-    println!("max_ms={:.1}", pct(1.0));
-    if let Some(f) = first {
-        println!("first_error={}", f.replace('\n', " "));
-    }
+        }
+    })
+    .await?;
+    println!("concurrency={}", a.load.concurrency);
+    println!("owners={owners}");
+    rate.print();
     Ok(())
 }
