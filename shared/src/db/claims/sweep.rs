@@ -119,7 +119,9 @@ impl ClaimStore {
              ), announced AS ({announced})
              SELECT {COLUMNS} FROM swept"
         );
-        let rows = tx.query(&sql, &[&ids, &status.as_str(), &unwritten]).await?;
+        let rows = tx
+            .query(&sql, &[&ids, &status.as_str(), &unwritten])
+            .await?;
         rows.iter().map(claim_from_row).collect()
     }
 

@@ -271,7 +271,11 @@ fn live_holder(row: &Row) -> Result<Option<&'static str>, DbError> {
 }
 
 /// The done statement on `client`.
-async fn done_on(client: &crate::db::Client, token: Uuid, ids: &[i64]) -> Result<Vec<i64>, DbError> {
+async fn done_on(
+    client: &crate::db::Client,
+    token: Uuid,
+    ids: &[i64],
+) -> Result<Vec<i64>, DbError> {
     let rows = client.query_cached(&DONE, &[&ids, &token]).await?;
     rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
 }

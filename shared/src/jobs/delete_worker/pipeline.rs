@@ -126,7 +126,12 @@ async fn lane(ctx: &JobContext, first: Option<Lease>, cancel: &CancellationToken
         }
         if cancel.is_cancelled() {
             // Leased as the cancel came, not started: hand it back.
-            release(ctx, &lease, "shutting down; rows leased but not started handed back").await;
+            release(
+                ctx,
+                &lease,
+                "shutting down; rows leased but not started handed back",
+            )
+            .await;
             return LaneEnd::Stopped;
         }
         ctx.liveness.beat(Loop::Deletes);
@@ -180,7 +185,10 @@ async fn step(
     let done_alone = || while_leased(lease, || ctx.queue.done(lease.token, &ids));
     if cancel.is_cancelled() {
         let removed = done_alone().await?;
-        return Ok((worked.finish(ctx, &removed), Next::Nothing(LaneEnd::Stopped)));
+        return Ok((
+            worked.finish(ctx, &removed),
+            Next::Nothing(LaneEnd::Stopped),
+        ));
     }
     let (removed, next) = match ctx
         .queue

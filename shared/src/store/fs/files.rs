@@ -321,7 +321,10 @@ mod tests {
         assert_eq!(failed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2]);
         assert!(!root.join("a").exists(), "a/x removed, then a");
         assert!(!root.join("b/y").exists() && !root.join("b/z").exists());
-        assert!(root.join("b/dir/inner").exists(), "a directory is no object");
+        assert!(
+            root.join("b/dir/inner").exists(),
+            "a directory is no object"
+        );
     }
 
     #[test]

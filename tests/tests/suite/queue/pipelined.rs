@@ -113,11 +113,18 @@ async fn a_done_whose_lease_ran_out_removes_nothing_and_its_next_lease_still_com
     let db = TestDb::new().await;
     fill(&db, 150).await;
     let queue = DeleteQueue::new(db.pool.clone());
-    let late = queue.lease(100, Duration::from_millis(100), 12).await.unwrap();
+    let late = queue
+        .lease(100, Duration::from_millis(100), 12)
+        .await
+        .unwrap();
     assert_eq!(late.rows.len(), 100);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let current = queue.lease(100, LONG, 12).await.unwrap();
-    assert_eq!(current.rows.len(), 100, "the late lease's rows are due again");
+    assert_eq!(
+        current.rows.len(),
+        100,
+        "the late lease's rows are due again"
+    );
 
     let ids: Vec<i64> = late.rows.iter().map(|r| r.id).collect();
     let both = queue.done_and_lease(late.token, &ids, TERMS).await.unwrap();

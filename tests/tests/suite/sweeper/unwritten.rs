@@ -216,12 +216,7 @@ async fn writers_locking_claims_the_sweeper_takes_unasked_never_lose_one() {
             let mut swept = Vec::new();
             for chunk in ids.chunks(10) {
                 let taken = claims
-                    .expire_with(
-                        &[],
-                        chunk,
-                        ClaimStatus::Pending,
-                        DeleteReason::ClaimExpired,
-                    )
+                    .expire_with(&[], chunk, ClaimStatus::Pending, DeleteReason::ClaimExpired)
                     .await
                     .unwrap();
                 swept.extend(taken.into_iter().map(|c| c.id));
@@ -240,11 +235,7 @@ async fn writers_locking_claims_the_sweeper_takes_unasked_never_lose_one() {
         locked.intersection(&swept).collect::<Vec<_>>()
     );
     let all: HashSet<Uuid> = ids.iter().copied().collect();
-    assert_eq!(
-        &locked | &swept,
-        all,
-        "each claim was locked or swept"
-    );
+    assert_eq!(&locked | &swept, all, "each claim was locked or swept");
     for id in &locked {
         assert_eq!(may_have_object(&db, *id).await, Some(true));
     }

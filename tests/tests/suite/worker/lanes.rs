@@ -48,7 +48,11 @@ async fn sigterm_hands_back_the_batches_of_every_lane() {
     worker.signal("TERM");
     assert!(worker.wait(Duration::from_secs(10)).success(), "exits 0");
     let stats = queue.stats().await.unwrap();
-    assert_eq!((stats.leased, stats.due), (0, 250), "every lane's rows handed back");
+    assert_eq!(
+        (stats.leased, stats.due),
+        (0, 250),
+        "every lane's rows handed back"
+    );
     assert_eq!(
         count(
             &db,
