@@ -156,6 +156,9 @@ async fn work<'a>(ctx: &JobContext, lease: &'a Lease) -> Result<Worked<'a>, JobE
     let started = Instant::now();
     // The safety net for any race not yet found: a key that was live when
     // leased is never deleted; its row is parked for an operator instead.
+    // The lease statement took the check: between it and a delete lie the
+    // wait for store slots and the batch's aborts, as when the check was a
+    // statement of its own right after the lease.
     let (live_rows, rows): (Vec<&PendingDelete>, Vec<&PendingDelete>) = lease
         .rows
         .iter()
