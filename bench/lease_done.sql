@@ -1,12 +1,15 @@
 -- pgbench script: the delete worker's two statements per batch, with nothing
--- in between (no object-store call): the raw SQL ceiling of a drain.
+-- in between (no object-store call), bare: the raw SQL ceiling of a drain.
 --
 --   pgbench -n -M prepared -f bench/lease_done.sql -c CLIENTS -j CLIENTS -t BATCHES "$URL"
 --
--- 1. the lease of shared/src/db/deletes.rs (DeleteQueue::lease), verbatim but
---    for its RETURNING rows being aggregated into an id array server-side
---    (pgbench can only keep one row: \gset);
--- 2. the done DELETE (DeleteQueue::done), fenced by the same lease token.
+-- 1. the lease of shared/src/db/deletes/lease.rs (LEASE) without its `live`
+--    column (the live-key check), its RETURNING rows aggregated into an id
+--    array server-side (pgbench can only keep one row: \gset);
+-- 2. the done DELETE (DONE) without the `object.deleted` events the worker
+--    writes with it by contract, fenced by the same lease token.
+-- bench/lease_done_events.sql is the same with both: the statements as the
+-- worker runs them. bench/run measures both ceilings.
 -- The token is a uuid made from a random number (the worker makes a v4 uuid).
 -- Batch size, lease and max attempts are the worker's defaults
 -- (CLAIMCHECK_DELETE_BATCH, _LEASE, _MAX_ATTEMPTS).

@@ -19,8 +19,8 @@
 //! in the same transaction is a call into that table's module
 //! ([`DeleteQueue::enqueue_in`], [`PartStore::delete_by_claim_in`]). Two
 //! reads return keys of several tables alike: the delete worker's live-key
-//! check is the queue's ([`DeleteQueue::live_keys`], it guards the queue's
-//! deletes), and the audit's accounting is the registry's
+//! check is the queue's (part of [`DeleteQueue::lease`], it guards the
+//! queue's deletes), and the audit's accounting is the registry's
 //! ([`ObjectRegistry::unaccounted`]). Columns are always named, never `*`:
 //! a column added later must not change what a cached statement returns.
 //!

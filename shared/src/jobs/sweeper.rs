@@ -6,7 +6,10 @@
 //! sweepers, or a sweeper racing a complete, never act twice on one claim.
 //! Before that, a claim whose object already exists at its declared size (a
 //! crash between the store finishing and the database update) is recovered to
-//! `uploaded` instead. Uploaded claims past their unconsumed TTL are dropped
+//! `uploaded` instead. The store is asked (HEAD) only about claims whose
+//! object something may have written: a multipart claim whose writer lock no
+//! complete or append ever took has no object, and the database says so
+//! ([`ObjectWritten`]). Uploaded claims past their unconsumed TTL are dropped
 //! the same way with reason `unconsumed`.
 //!
 //! A sweep works through the whole backlog in batches; the interval is only
@@ -17,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{liveness::Loop, JobContext, JobError};
 use crate::{
+    db::claims::{ExpiredClaim, ObjectWritten},
     domain::{Claim, ClaimStatus, DeleteReason},
     uploads::object_is_whole,
 };
@@ -41,7 +45,7 @@ pub async fn sweep_once(ctx: &JobContext) -> Result<SweepOutcome, JobError> {
     let mut outcome = SweepOutcome::default();
     let batch = ctx.settings.sweep_batch.max(1);
     loop {
-        let claims = ctx.claims.list_expired(ClaimStatus::Pending, batch).await?;
+        let claims = ctx.claims.list_expired_pending(batch).await?;
         let full = i64::try_from(claims.len()).unwrap_or(i64::MAX) >= batch;
         let step = sweep_pending(ctx, claims).await?;
         outcome.expired += step.expired;
@@ -89,27 +93,31 @@ pub async fn sweep_once(ctx: &JobContext) -> Result<SweepOutcome, JobError> {
     Ok(outcome)
 }
 
-/// What became of each expired pending claim after a look at the store.
+/// What becomes of an expired pending claim.
 enum Verdict {
+    /// Its object is whole: recover the claim to `uploaded`.
     Recover,
+    /// The store has no whole object for it: sweep it.
     Expire,
+    /// Nothing ever wrote its object: sweep it if that still holds.
+    ExpireUnwritten,
+    /// The store could not say: leave it for a later sweep.
     Postpone,
 }
 
-async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutcome, JobError> {
+async fn sweep_pending(
+    ctx: &JobContext,
+    claims: Vec<ExpiredClaim>,
+) -> Result<SweepOutcome, JobError> {
     let mut outcome = SweepOutcome::default();
     // Store I/O first, outside any transaction.
     let verdicts: Vec<(Claim, Verdict)> = stream::iter(claims)
-        .map(|claim| async move {
-            let head = ctx.store_call(ctx.store.head(&claim.key)).await;
-            let verdict = match object_is_whole(&claim, head) {
-                Ok(true) => Verdict::Recover,
-                // Missing, or another size (a torn object): drop it.
-                Ok(false) => Verdict::Expire,
-                Err(e) => {
-                    tracing::warn!(key = %claim.key, error = %e, "cannot check an expired claim's object; sweeping it later");
-                    Verdict::Postpone
-                }
+        .map(|expired| async move {
+            let claim = expired.claim;
+            let verdict = match expired.object {
+                // No store call: nothing ever wrote this object.
+                ObjectWritten::Never => Verdict::ExpireUnwritten,
+                ObjectWritten::Maybe => look(ctx, &claim).await,
             };
             (claim, verdict)
         })
@@ -117,7 +125,7 @@ async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutc
         .collect()
         .await;
 
-    let mut expire = Vec::new();
+    let (mut expire, mut unwritten) = (Vec::new(), Vec::new());
     for (claim, verdict) in verdicts {
         match verdict {
             Verdict::Recover => {
@@ -132,12 +140,18 @@ async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutc
                 }
             }
             Verdict::Expire => expire.push(claim.id),
+            Verdict::ExpireUnwritten => unwritten.push(claim.id),
             Verdict::Postpone => outcome.postponed += 1,
         }
     }
     let swept = ctx
         .claims
-        .expire(&expire, ClaimStatus::Pending, DeleteReason::ClaimExpired)
+        .expire_with(
+            &expire,
+            &unwritten,
+            ClaimStatus::Pending,
+            DeleteReason::ClaimExpired,
+        )
         .await?;
     outcome.expired = swept.len();
     let sweeps = &ctx.metrics.sweeps_total;
@@ -148,6 +162,20 @@ async fn sweep_pending(ctx: &JobContext, claims: Vec<Claim>) -> Result<SweepOutc
         .with_label_values(&["recovered"])
         .inc_by(outcome.recovered as u64);
     Ok(outcome)
+}
+
+/// Asks the store whether an expired claim's object is whole.
+async fn look(ctx: &JobContext, claim: &Claim) -> Verdict {
+    let head = ctx.store_call(ctx.store.head(&claim.key)).await;
+    match object_is_whole(claim, head) {
+        Ok(true) => Verdict::Recover,
+        // Missing, or another size (a torn object): drop it.
+        Ok(false) => Verdict::Expire,
+        Err(e) => {
+            tracing::warn!(key = %claim.key, error = %e, "cannot check an expired claim's object; sweeping it later");
+            Verdict::Postpone
+        }
+    }
 }
 
 /// The sweeper's loop: a sweep, then a pause of the sweep interval, until

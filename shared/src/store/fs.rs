@@ -108,7 +108,7 @@ impl ObjectStore for FsStore {
     }
 
     fn delete_batching(&self) -> DeleteBatching {
-        DeleteBatching::Spread
+        DeleteBatching::Whole
     }
 
     async fn put(
@@ -197,8 +197,7 @@ impl ObjectStore for FsStore {
                 Err(e) => failed.push((key.clone(), e)),
             }
         }
-        let root = self.root.clone();
-        let removal = blocking(move || Ok(files::remove_files(&root, &paths))).await?;
+        let removal = files::remove_files_by_directory(&self.root, paths).await;
         failed.extend(removal.into_iter().map(|(i, e)| (valid[i].clone(), e)));
         Ok(failed)
     }

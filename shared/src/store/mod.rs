@@ -183,20 +183,19 @@ pub enum DeleteBatching {
     /// one request of 100 keys took 2 s), so smaller requests side by side
     /// finish sooner.
     UpTo(usize),
-    /// One call handles its keys one after another (the filesystem store
-    /// unlinks them on one blocking thread): spread the keys evenly over the
-    /// caller's concurrency instead.
-    Spread,
+    /// One call takes a whole batch and spreads the work itself (the
+    /// filesystem store: one thread per directory, since unlinks in one
+    /// directory contend on its lock, and one sync of each directory).
+    Whole,
 }
 
 impl DeleteBatching {
     /// Keys per `delete_many` call for `keys` keys and `concurrency` calls in
     /// flight (never 0).
     pub fn keys_per_call(self, keys: usize, concurrency: usize) -> usize {
-        let spread = keys.div_ceil(concurrency.max(1));
         match self {
-            DeleteBatching::UpTo(max) => spread.min(max),
-            DeleteBatching::Spread => spread,
+            DeleteBatching::UpTo(max) => keys.div_ceil(concurrency.max(1)).min(max),
+            DeleteBatching::Whole => keys,
         }
         .max(1)
     }
@@ -370,8 +369,8 @@ mod tests {
         assert_eq!(DeleteBatching::UpTo(1000).keys_per_call(2500, 8), 313);
         assert_eq!(DeleteBatching::UpTo(1000).keys_per_call(100, 8), 13);
         assert_eq!(DeleteBatching::UpTo(1000).keys_per_call(0, 0), 1);
-        assert_eq!(DeleteBatching::Spread.keys_per_call(2500, 8), 313);
-        assert_eq!(DeleteBatching::Spread.keys_per_call(3, 8), 1);
-        assert_eq!(DeleteBatching::Spread.keys_per_call(0, 0), 1);
+        assert_eq!(DeleteBatching::Whole.keys_per_call(2500, 8), 2500);
+        assert_eq!(DeleteBatching::Whole.keys_per_call(3, 8), 3);
+        assert_eq!(DeleteBatching::Whole.keys_per_call(0, 0), 1);
     }
 }

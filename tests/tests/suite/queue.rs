@@ -1,5 +1,7 @@
 //! The delete queue's statements, run from many connections at once.
 
+mod pipelined;
+
 use std::{collections::HashSet, time::Duration};
 
 use claimcheck::{

@@ -2,8 +2,10 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+mod unwritten;
+
 use claimcheck::{
-    db::claims::Transition,
+    db::claims::{Transition, WriterLock},
     domain::ClaimStatus,
     jobs::{audit, delete_worker, sweeper},
     store::{CompletedPart, ObjectStore},
@@ -189,9 +191,24 @@ async fn a_completed_but_unmarked_claim_is_recovered_not_swept() {
         .expired()
         .plant(&db)
         .await;
-    // Same for a multipart upload: its object exists only after complete.
+    // Same for a multipart upload: its object exists only after a complete,
+    // which takes the claim's writer lock first (this one died holding it;
+    // the lock has run out since).
     let mp = format!("{prefix}mp.bin");
     let (upload_id, etag) = session_with_a_part(&*store, &mp).await;
+    let recovered_mp = PlantClaim::pending(&mp)
+        .size(100)
+        .session(&upload_id)
+        .expired()
+        .plant(&db)
+        .await;
+    let lock = ctx
+        .claims
+        .lock_writer(recovered_mp.id, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert!(matches!(lock, WriterLock::Acquired(_)), "{lock:?}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
     store
         .complete_multipart(
             &mp,
@@ -203,12 +220,6 @@ async fn a_completed_but_unmarked_claim_is_recovered_not_swept() {
         )
         .await
         .unwrap();
-    let recovered_mp = PlantClaim::pending(&mp)
-        .size(100)
-        .session(&upload_id)
-        .expired()
-        .plant(&db)
-        .await;
     // An object of another size is not this upload: swept.
     let torn = format!("{prefix}torn.bin");
     put_object(&*store, &torn, 10).await;

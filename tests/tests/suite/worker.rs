@@ -1,7 +1,8 @@
 //! The delete worker: single steps against Garage here, real worker
 //! processes in [`processes`] (a 4-process drain, kill -9 of a lease
-//! holder, SIGTERM with rows in hand).
+//! holder, SIGTERM with rows in hand) and [`lanes`] (two batches in hand).
 
+mod lanes;
 mod processes;
 
 use std::{sync::Arc, time::Duration};

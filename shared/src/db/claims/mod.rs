@@ -27,6 +27,8 @@ mod writer;
 pub use create::{request_fingerprint, Caps, CreateError, Created, NewClaim};
 pub use writer::WriterLock;
 
+pub use sweep::{ExpiredClaim, ObjectWritten};
+
 /// The columns [`claim_from_row`] reads, named one by one: a column added
 /// to the table later does not change what a statement returns.
 pub(super) const COLUMNS: &str =

@@ -15,6 +15,27 @@ use crate::db::{
 };
 use crate::domain::{Claim, ClaimStatus, DeleteReason};
 
+/// An expired pending claim for the sweeper.
+#[derive(Debug, Clone)]
+pub struct ExpiredClaim {
+    /// The claim.
+    pub claim: Claim,
+    /// Whether its object may exist.
+    pub object: ObjectWritten,
+}
+
+/// Whether anything may have written a claim's object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectWritten {
+    /// Nothing could have: a multipart claim whose writer lock no complete
+    /// or append ever took. Its object does not exist; the store need not
+    /// be asked.
+    Never,
+    /// A single-shot body, a concatenation, a writer (or a claim from
+    /// before this was recorded): the store must be asked.
+    Maybe,
+}
+
 impl ClaimStore {
     /// Up to `limit` claims in `status` whose `expires_at` has passed, oldest
     /// first, leaving out those a writer holds (a complete in progress).
@@ -35,12 +56,48 @@ impl ClaimStore {
         rows.iter().map(claim_from_row).collect()
     }
 
+    /// Up to `limit` expired pending claims, oldest first, leaving out those
+    /// a writer holds (as [`list_expired`](Self::list_expired)), each with
+    /// whether anything may have written its object
+    /// (`upload_claims.may_have_object`, kept by a trigger: see migration V9).
+    #[tracing::instrument(name = "db.list_expired_pending", skip_all)]
+    pub async fn list_expired_pending(&self, limit: i64) -> Result<Vec<ExpiredClaim>, DbError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT {COLUMNS}, may_have_object IS NOT FALSE AS may_have_object
+               FROM claimcheck.upload_claims
+              WHERE status = 'pending' AND expires_at <= now()
+                AND (writer_until IS NULL OR writer_until <= now())
+              ORDER BY expires_at LIMIT $1"
+        );
+        let rows = client.query(&sql, &[&limit]).await?;
+        rows.iter()
+            .map(|row| {
+                let object = if row.try_get("may_have_object")? {
+                    ObjectWritten::Maybe
+                } else {
+                    ObjectWritten::Never
+                };
+                Ok(ExpiredClaim {
+                    claim: claim_from_row(row)?,
+                    object,
+                })
+            })
+            .collect()
+    }
+
     /// Deletes, inside `tx`, those of `ids` that are still in `status` and
     /// expired, and returns them. A claim another sweeper, a complete or a
     /// consume changed first is left alone, so it is never acted on twice.
+    ///
+    /// `unwritten` are more ids, of claims the sweeper takes without asking
+    /// the store ([`ObjectWritten::Never`]): each goes only if nothing may
+    /// have written its object still holds when its row is locked (a writer
+    /// that locked it since leaves it to a sweep that asks the store).
     pub async fn delete_expired_in(
         tx: &Transaction<'_>,
         ids: &[Uuid],
+        unwritten: &[Uuid],
         status: ClaimStatus,
     ) -> Result<Vec<Claim>, DbError> {
         // Rows are locked in key order, as `consume_claims` locks them, so a
@@ -53,7 +110,8 @@ impl ClaimStore {
                  DELETE FROM claimcheck.upload_claims
                   WHERE id IN (
                         SELECT id FROM claimcheck.upload_claims
-                         WHERE id = ANY($1) AND status = $2 AND expires_at <= now()
+                         WHERE (id = ANY($1) OR (id = ANY($3) AND may_have_object = false))
+                           AND status = $2 AND expires_at <= now()
                            AND (writer_until IS NULL OR writer_until <= now())
                          ORDER BY object_key
                            FOR UPDATE)
@@ -61,7 +119,9 @@ impl ClaimStore {
              ), announced AS ({announced})
              SELECT {COLUMNS} FROM swept"
         );
-        let rows = tx.query(&sql, &[&ids, &status.as_str()]).await?;
+        let rows = tx
+            .query(&sql, &[&ids, &status.as_str(), &unwritten])
+            .await?;
         rows.iter().map(claim_from_row).collect()
     }
 
@@ -69,16 +129,30 @@ impl ClaimStore {
     /// transaction, deletes them (their parts cascade) and queues the delete
     /// of each object, with its multipart session, for `reason`. Returns the
     /// claims this call swept.
-    #[tracing::instrument(name = "db.expire", skip_all)]
     pub async fn expire(
         &self,
         ids: &[Uuid],
         status: ClaimStatus,
         reason: DeleteReason,
     ) -> Result<Vec<Claim>, DbError> {
+        self.expire_with(ids, &[], status, reason).await
+    }
+
+    /// [`expire`](Self::expire), with `unwritten` as in
+    /// [`delete_expired_in`](Self::delete_expired_in): claims swept without
+    /// a look at the store, each only if still nothing may have written its
+    /// object.
+    #[tracing::instrument(name = "db.expire", skip_all)]
+    pub async fn expire_with(
+        &self,
+        ids: &[Uuid],
+        unwritten: &[Uuid],
+        status: ClaimStatus,
+        reason: DeleteReason,
+    ) -> Result<Vec<Claim>, DbError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let swept = Self::delete_expired_in(&tx, ids, status).await?;
+        let swept = Self::delete_expired_in(&tx, ids, unwritten, status).await?;
         let items: Vec<NewDelete> = swept
             .iter()
             .map(|c| NewDelete {

@@ -9,60 +9,17 @@
 //! whose lease ran out cannot undo the work of the worker that took over.
 
 mod dead;
+mod lease;
 
-use std::time::Duration;
+pub use lease::{DoneAndLease, Lease, LeaseTerms};
 
 use crate::db::{Pool, Transaction};
 use tokio_postgres::Row;
-use uuid::Uuid;
 
-use super::{
-    events::{key_events, EventType},
-    secs, DbError,
-};
+use super::DbError;
 use crate::domain::{DeleteReason, PendingDelete};
 
 const COLUMNS: &str = "id, object_key, upload_id, reason, attempts, last_error, created_at";
-
-/// The lease (see [`DeleteQueue::lease`]). Its columns are named one by one
-/// (`COLUMNS` with `p.`), so a column added to the table later does not
-/// change the result type of a statement cached before.
-static LEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let announced = key_events("parked", EventType::ObjectDeleteDead);
-    format!("WITH due AS (
-        SELECT id, attempts FROM claimcheck.pending_deletes
-         WHERE dead_at IS NULL AND next_attempt_at <= now()
-         ORDER BY next_attempt_at
-         LIMIT $1
-           FOR UPDATE SKIP LOCKED
-     ), parked AS (
-        UPDATE claimcheck.pending_deletes p
-           SET dead_at = now(), leased_until = NULL, lease_token = NULL,
-               last_error = concat_ws(E'\\n', p.last_error,
-                   'leased ' || p.attempts || ' times without an outcome (worker crashed or timed out)')
-          FROM due WHERE p.id = due.id AND due.attempts >= $4
-        RETURNING p.object_key, p.reason, p.last_error
-     ), announced AS ({announced})
-     UPDATE claimcheck.pending_deletes p
-        SET attempts = p.attempts + 1,
-            leased_until = now() + make_interval(secs => $2),
-            next_attempt_at = now() + make_interval(secs => $2),
-            lease_token = $3
-       FROM due WHERE p.id = due.id AND due.attempts < $4
-  RETURNING p.id, p.object_key, p.upload_id, p.reason, p.attempts, p.last_error, p.created_at")
-});
-
-/// Removes the rows of a lease whose deletes succeeded, announcing each.
-static DONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let announced = key_events("gone", EventType::ObjectDeleted);
-    format!(
-        "WITH gone AS (
-             DELETE FROM claimcheck.pending_deletes WHERE id = ANY($1) AND lease_token = $2
-             RETURNING id, object_key, reason, NULL::text AS last_error
-         ), announced AS ({announced})
-         SELECT id FROM gone"
-    )
-});
 
 /// A delete to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,18 +30,6 @@ pub struct NewDelete {
     pub upload_id: Option<String>,
     /// Why.
     pub reason: DeleteReason,
-}
-
-/// Rows leased together, and the token that proves it.
-#[derive(Debug, Clone)]
-pub struct Lease {
-    /// Fences [`DeleteQueue::done`], [`DeleteQueue::defer`] and friends.
-    pub token: Uuid,
-    /// The rows, each with its `attempts` already counting this lease.
-    pub rows: Vec<PendingDelete>,
-    /// When the lease runs out, by this process's clock (measured from
-    /// before the lease was asked for, so never later than the database's).
-    pub expires: std::time::Instant,
 }
 
 /// Counts of the queue's rows by state, for metrics and `queue stats`.
@@ -164,38 +109,6 @@ impl DeleteQueue {
         Ok(n == 1)
     }
 
-    /// Of `keys`, those that are live right now: a registry row, or an
-    /// uploaded claim, holds them. The delete worker parks rows for these
-    /// instead of deleting (a delete never removes a live object).
-    #[tracing::instrument(name = "db.live_keys", skip_all)]
-    pub async fn live_keys(
-        &self,
-        keys: &[&str],
-    ) -> Result<std::collections::HashMap<String, &'static str>, DbError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT object_key, true FROM claimcheck.objects
-                  WHERE object_key = ANY($1)
-                 UNION ALL
-                 SELECT object_key, false FROM claimcheck.upload_claims
-                  WHERE object_key = ANY($1) AND status = 'uploaded'",
-                &[&keys],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let registry: bool = r.try_get(1)?;
-                let holder = if registry {
-                    "a registry row"
-                } else {
-                    "an uploaded claim"
-                };
-                Ok((r.try_get(0)?, holder))
-            })
-            .collect()
-    }
-
     /// Queues deletes in a transaction of their own.
     pub async fn enqueue(&self, items: &[NewDelete]) -> Result<Vec<i64>, DbError> {
         let mut client = self.pool.get().await?;
@@ -203,114 +116,6 @@ impl DeleteQueue {
         let ids = Self::enqueue_in(&tx, items).await?;
         tx.commit().await?;
         Ok(ids)
-    }
-
-    /// Leases up to `limit` due rows for `lease`, oldest due first.
-    ///
-    /// One statement: a CTE picks due rows with `FOR UPDATE SKIP LOCKED`
-    /// (rows another worker is leasing right now are skipped, not waited for),
-    /// then counts the attempt and hides each row until the lease runs out.
-    /// A due row that has already been leased `max_attempts` times (its
-    /// workers kept dying) is parked as dead here instead of leased again.
-    #[tracing::instrument(name = "db.lease", skip_all)]
-    pub async fn lease(
-        &self,
-        limit: u32,
-        lease: Duration,
-        max_attempts: u32,
-    ) -> Result<Lease, DbError> {
-        let expires = std::time::Instant::now() + lease;
-        let client = self.pool.get().await?;
-        let token = Uuid::new_v4();
-        let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
-        // Cached per connection: the worker runs this once per batch, and
-        // preparing it anew each time costs a round trip and a plan.
-        let rows = client
-            .query_cached(
-                &LEASE,
-                &[&i64::from(limit), &secs(lease), &token, &max_attempts],
-            )
-            .await?;
-        let rows = rows.iter().map(delete_from_row).collect::<Result<_, _>>()?;
-        Ok(Lease {
-            token,
-            rows,
-            expires,
-        })
-    }
-
-    /// Removes rows of the lease `token` whose deletes succeeded, in one
-    /// statement. Returns the ids it removed: an id of `ids` missing there
-    /// means the lease ran out and another worker holds that row now.
-    #[tracing::instrument(name = "db.done", skip_all)]
-    pub async fn done(&self, token: Uuid, ids: &[i64]) -> Result<Vec<i64>, DbError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let client = self.pool.get().await?;
-        let rows = client.query_cached(&DONE, &[&ids, &token]).await?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
-    }
-
-    /// Gives a failed row back to the queue for another attempt after
-    /// `delay`, keeping its error. False when the lease is no longer ours.
-    #[tracing::instrument(name = "db.defer", skip_all)]
-    pub async fn defer(
-        &self,
-        token: Uuid,
-        id: i64,
-        delay: Duration,
-        error: &str,
-    ) -> Result<bool, DbError> {
-        let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE claimcheck.pending_deletes
-                    SET next_attempt_at = now() + make_interval(secs => $3),
-                        leased_until = NULL, lease_token = NULL, last_error = $4
-                  WHERE id = $1 AND lease_token = $2 AND dead_at IS NULL",
-                &[&id, &token, &secs(delay), &error],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
-    /// Parks a row as dead with its error: kept for operators, never retried
-    /// by itself. False when the lease is no longer ours.
-    #[tracing::instrument(name = "db.park_dead", skip_all)]
-    pub async fn park_dead(&self, token: Uuid, id: i64, error: &str) -> Result<bool, DbError> {
-        let client = self.pool.get().await?;
-        let announced = key_events("parked", EventType::ObjectDeleteDead);
-        let sql = format!(
-            "WITH parked AS (
-                 UPDATE claimcheck.pending_deletes
-                    SET dead_at = now(), leased_until = NULL, lease_token = NULL, last_error = $3
-                  WHERE id = $1 AND lease_token = $2 AND dead_at IS NULL
-              RETURNING object_key, reason, last_error
-             ), announced AS ({announced})
-             SELECT count(*) FROM parked"
-        );
-        let n: i64 = client
-            .query_one(&sql, &[&id, &token, &error])
-            .await?
-            .try_get(0)?;
-        Ok(n == 1)
-    }
-
-    /// Hands leased rows back untouched (a worker shutting down): they are
-    /// due at once and this lease does not count as an attempt.
-    #[tracing::instrument(name = "db.release", skip_all)]
-    pub async fn release(&self, token: Uuid, ids: &[i64]) -> Result<u64, DbError> {
-        let client = self.pool.get().await?;
-        Ok(client
-            .execute(
-                "UPDATE claimcheck.pending_deletes
-                    SET next_attempt_at = now(), leased_until = NULL, lease_token = NULL,
-                        attempts = greatest(attempts - 1, 0)
-                  WHERE id = ANY($1) AND lease_token = $2 AND dead_at IS NULL",
-                &[&ids, &token],
-            )
-            .await?)
     }
 
     /// Row counts by state, in one statement (cheap enough for every scrape

@@ -2,14 +2,21 @@
 //!
 //! One step ([`run_once`]) leases a batch, aborts the multipart sessions its
 //! rows carry, deletes their objects (S3: `DeleteObjects`, up to 1000 keys a
-//! request, the batch's keys spread over the concurrency), then records each
+//! request, the batch's keys spread over the concurrency; the filesystem:
+//! one call a batch, one thread per directory), then records each
 //! row's outcome: done rows go in one statement, failed rows are deferred
 //! with backoff or, after the last attempt, parked dead with their error. A
-//! missing object or session counts as deleted.
+//! missing object or session counts as deleted. A row whose key is live
+//! (the lease says so) is parked instead of deleted.
 //!
-//! The loop ([`run`]) keeps leasing while rows come back, and otherwise waits
-//! for a notification on [`CHANNEL`] (a trigger sends one for every insert)
-//! or the poll interval, whichever comes first ([`Wakeups`]).
+//! The long-running loop ([`run`], in [`pipeline`]) keeps a few batches in
+//! hand at once, so the store works on one while the database records or
+//! leases another, and it records each batch's done rows and leases the
+//! next in one round trip. It waits for a notification on [`CHANNEL`] (a
+//! trigger sends one for every insert) or the poll interval when the queue
+//! is empty ([`crate::db::listen::Wakeups`]).
+
+mod pipeline;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,11 +24,15 @@ use std::{
 };
 
 use futures::{stream, StreamExt};
-use tokio_util::sync::CancellationToken;
 
-use super::{backoff, liveness::Loop, JobContext, JobError};
+pub use pipeline::run;
+
+use super::{backoff, JobContext, JobError};
 use crate::{
-    db::{deletes::Lease, listen::Wakeups, DbError},
+    db::{
+        deletes::{Lease, LeaseTerms},
+        DbError,
+    },
     domain::PendingDelete,
 };
 
@@ -46,12 +57,22 @@ pub struct DrainOutcome {
 
 /// Leases one batch of due rows and processes it.
 pub async fn run_once(ctx: &JobContext) -> Result<DrainOutcome, JobError> {
-    let s = &ctx.settings;
+    let terms = lease_terms(ctx);
     let lease = ctx
         .queue
-        .lease(s.delete_batch, s.delete_lease, s.max_attempts)
+        .lease(terms.limit, terms.lease, terms.max_attempts)
         .await?;
     process(ctx, &lease).await
+}
+
+/// The worker's lease terms, from its settings.
+fn lease_terms(ctx: &JobContext) -> LeaseTerms {
+    let s = &ctx.settings;
+    LeaseTerms {
+        limit: s.delete_batch,
+        lease: s.delete_lease,
+        max_attempts: s.max_attempts,
+    }
 }
 
 /// Leases and processes batches until none is due. For tests and one-shot
@@ -63,36 +84,89 @@ pub async fn drain(ctx: &JobContext) -> Result<DrainOutcome, JobError> {
         if step.leased == 0 {
             return Ok(total);
         }
-        total.leased += step.leased;
-        total.done += step.done;
-        total.deferred += step.deferred;
-        total.dead += step.dead;
-        total.lost += step.lost;
+        total.add(step);
+    }
+}
+
+impl DrainOutcome {
+    fn add(&mut self, step: DrainOutcome) {
+        self.leased += step.leased;
+        self.done += step.done;
+        self.deferred += step.deferred;
+        self.dead += step.dead;
+        self.lost += step.lost;
     }
 }
 
 /// Does the store work for the rows of `lease` and records their outcomes.
 pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, JobError> {
+    let worked = work(ctx, lease).await?;
+    let ids = worked.done_ids();
+    let removed = while_leased(lease, || ctx.queue.done(lease.token, &ids)).await?;
+    Ok(worked.finish(ctx, &removed))
+}
+
+/// A batch whose store work is over and whose failed and live rows are
+/// recorded: what is left is to remove its done rows ([`Worked::finish`]).
+struct Worked<'a> {
+    /// Leased, deferred, dead and lost so far.
+    outcome: DrainOutcome,
+    /// The rows whose object (and session) is gone.
+    ok: Vec<&'a PendingDelete>,
+    /// When the batch's work started.
+    started: Instant,
+}
+
+impl Worked<'_> {
+    /// The ids to remove from the queue.
+    fn done_ids(&self) -> Vec<i64> {
+        self.ok.iter().map(|row| row.id).collect()
+    }
+
+    /// The batch's outcome, given the ids the done statement removed.
+    fn finish(self, ctx: &JobContext, removed: &[i64]) -> DrainOutcome {
+        let mut outcome = self.outcome;
+        let removed: HashSet<i64> = removed.iter().copied().collect();
+        outcome.done = removed.len();
+        outcome.lost += self.ok.len() - removed.len();
+        // Only rows this lease removed count as done: a row whose lease ran
+        // out is counted by the worker that holds it now.
+        let elapsed = self.started.elapsed().as_secs_f64();
+        for row in self.ok.iter().filter(|row| removed.contains(&row.id)) {
+            ctx.metrics.count_delete("done", row.reason);
+            ctx.metrics.delete_duration_seconds.observe(elapsed);
+        }
+        if outcome.lost > 0 {
+            tracing::warn!(
+                lost = outcome.lost,
+                "lease ran out before the outcome was written; another worker redoes those rows"
+            );
+        }
+        outcome
+    }
+}
+
+/// The store work for the rows of `lease`, and the outcomes of the rows
+/// that are not done: live keys parked, failures deferred or parked.
+async fn work<'a>(ctx: &JobContext, lease: &'a Lease) -> Result<Worked<'a>, JobError> {
     let mut outcome = DrainOutcome {
         leased: lease.rows.len(),
         ..DrainOutcome::default()
     };
-    if lease.rows.is_empty() {
-        return Ok(outcome);
-    }
     let started = Instant::now();
-    // The safety net for any race not yet found: a key that is live right
-    // now is never deleted; its row is parked for an operator instead.
-    let keys: Vec<&str> = lease.rows.iter().map(|row| row.key.as_str()).collect();
-    let live = while_leased(lease, || ctx.queue.live_keys(&keys)).await?;
+    // The safety net for any race not yet found: a key that was live when
+    // leased is never deleted; its row is parked for an operator instead.
+    // The lease statement took the check: between it and a delete lie the
+    // wait for store slots and the batch's aborts, as when the check was a
+    // statement of its own right after the lease.
     let (live_rows, rows): (Vec<&PendingDelete>, Vec<&PendingDelete>) = lease
         .rows
         .iter()
-        .partition(|row| live.contains_key(&row.key));
+        .partition(|row| lease.live.contains_key(&row.key));
     for row in live_rows {
         let error = format!(
             "not deleted: the key is live ({} holds it); queued by mistake or a race",
-            live[&row.key]
+            lease.live[&row.key]
         );
         tracing::error!(id = row.id, key = %row.key, %error, "delete parked as dead");
         let parked =
@@ -106,24 +180,9 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
     }
     let failures = store_work(ctx, &rows).await;
     let elapsed = started.elapsed().as_secs_f64();
-
     let (failed, ok): (Vec<&PendingDelete>, Vec<&PendingDelete>) = rows
         .into_iter()
         .partition(|row| failures.contains_key(&row.id));
-    let ok_ids: Vec<i64> = ok.iter().map(|row| row.id).collect();
-    let removed: HashSet<i64> = while_leased(lease, || ctx.queue.done(lease.token, &ok_ids))
-        .await?
-        .into_iter()
-        .collect();
-    outcome.done = removed.len();
-    outcome.lost += ok_ids.len() - removed.len();
-    // Only rows this lease removed count as done: a row whose lease ran out
-    // is counted by the worker that holds it now.
-    for row in ok.iter().filter(|row| removed.contains(&row.id)) {
-        ctx.metrics.count_delete("done", row.reason);
-        ctx.metrics.delete_duration_seconds.observe(elapsed);
-    }
-
     for row in failed {
         let error = &failures[&row.id];
         let attempts = u32::try_from(row.attempts).unwrap_or(0);
@@ -148,20 +207,18 @@ pub async fn process(ctx: &JobContext, lease: &Lease) -> Result<DrainOutcome, Jo
         }
         ctx.metrics.delete_duration_seconds.observe(elapsed);
     }
-    if outcome.lost > 0 {
-        tracing::warn!(
-            lost = outcome.lost,
-            "lease ran out before the outcome was written; another worker redoes those rows"
-        );
-    }
-    Ok(outcome)
+    Ok(Worked {
+        outcome,
+        ok,
+        started,
+    })
 }
 
 /// Runs `write`, a statement about `lease`'s rows, again while PostgreSQL
 /// is unreachable and the lease lasts. For an outcome, the store work is
 /// done by then: giving up would leave the rows to wait for the lease to run
 /// out (5 minutes by default) and be deleted a second time by another
-/// worker. The live-key check before the store work waits the same way.
+/// worker. Parking a live key's row waits the same way.
 async fn while_leased<T, F, Fut>(lease: &Lease, mut write: F) -> Result<T, DbError>
 where
     F: FnMut() -> Fut,
@@ -210,10 +267,10 @@ async fn store_work(ctx: &JobContext, rows: &[&PendingDelete]) -> HashMap<i64, S
     if keys.is_empty() {
         return failures;
     }
-    // The store says how its deletes batch (S3: at most 1000 keys a request;
-    // both stores spread the keys over the concurrency, since a call may
-    // handle its keys one at a time: the fs store's one blocking thread, a
-    // Garage cluster's DeleteObjects).
+    // The store says how its deletes batch (S3: at most 1000 keys a
+    // request, spread over the concurrency, since a Garage cluster works
+    // through one DeleteObjects's keys one at a time; the fs store takes
+    // the whole batch and spreads it over directories itself).
     let per_call = ctx
         .store
         .delete_batching()
@@ -259,75 +316,4 @@ async fn delete_chunk(ctx: &JobContext, chunk: &[String]) -> Vec<(String, String
             .map(|key| (key.clone(), format!("delete: {e}")))
             .collect(),
     }
-}
-
-/// The delete worker's loop: lease and process batches until `cancel` fires.
-///
-/// After a non-empty batch it leases again at once; after an empty one it
-/// waits for a notification or the poll interval. On cancel it stops leasing
-/// and finishes the batch in hand within the shutdown timeout, or hands its
-/// rows back ([`crate::db::DeleteQueue::release`]) when the time is up.
-pub async fn run(ctx: JobContext, listen_url: Option<String>, cancel: CancellationToken) {
-    // A lost notification connection is reopened after the poll interval,
-    // the same interval the loop polls at meanwhile.
-    let wake = Wakeups::listen_or_poll(
-        listen_url,
-        CHANNEL,
-        ctx.settings.poll_interval,
-        cancel.clone(),
-    );
-    while !cancel.is_cancelled() {
-        ctx.liveness.beat(Loop::Deletes);
-        let s = &ctx.settings;
-        let lease = match ctx
-            .queue
-            .lease(s.delete_batch, s.delete_lease, s.max_attempts)
-            .await
-        {
-            Ok(lease) => lease,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not lease deletes; retrying after the poll interval");
-                wake.wait(ctx.settings.poll_interval, &cancel).await;
-                continue;
-            }
-        };
-        if lease.rows.is_empty() {
-            wake.wait(ctx.settings.poll_interval, &cancel).await;
-            continue;
-        }
-        let work = process(&ctx, &lease);
-        tokio::pin!(work);
-        let result = tokio::select! {
-            result = &mut work => Some(result),
-            () = cancel.cancelled() => {
-                tokio::time::timeout(ctx.settings.shutdown_timeout, &mut work).await.ok()
-            }
-        };
-        match result {
-            Some(Ok(outcome)) => tracing::info!(
-                leased = outcome.leased,
-                done = outcome.done,
-                deferred = outcome.deferred,
-                dead = outcome.dead,
-                lost = outcome.lost,
-                "delete batch"
-            ),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "delete batch failed; its rows come back when the lease runs out");
-                wake.wait(ctx.settings.poll_interval, &cancel).await;
-            }
-            None => {
-                let ids: Vec<i64> = lease.rows.iter().map(|r| r.id).collect();
-                match ctx.queue.release(lease.token, &ids).await {
-                    Ok(n) => {
-                        tracing::info!(released = n, "shutdown deadline reached; rows handed back")
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not hand rows back; they return when the lease runs out")
-                    }
-                }
-            }
-        }
-    }
-    wake.stop().await;
 }
