@@ -224,6 +224,24 @@ pub async fn sessions(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
 }
 
 /// One `SELECT count(*) ...` (or any single bigint) answer.
+/// Asserts every queue row is back in the queue, due now (`due` of them),
+/// none leased, and that no hand-back counted as an attempt (`message`
+/// says how they came back).
+pub async fn assert_handed_back(db: &TestDb, due: i64, message: &str) {
+    let queue = claimcheck::db::DeleteQueue::new(db.pool.clone());
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.leased, stats.due), (0, due), "{message}");
+    assert_eq!(
+        count(
+            db,
+            "SELECT max(attempts)::bigint FROM claimcheck.pending_deletes"
+        )
+        .await,
+        0,
+        "a handed-back lease does not count as an attempt"
+    );
+}
+
 pub async fn count(db: &TestDb, sql: &str) -> i64 {
     db.client()
         .await

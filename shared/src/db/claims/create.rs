@@ -143,7 +143,7 @@ impl From<deadpool_postgres::PoolError> for CreateError {
 /// day's uploads and bytes it takes, `$19` the in-flight cap, `$20` claims
 /// not counted as held, `$21` the bytes it holds, `$22`-`$24` the configured
 /// quotas.
-fn create_sql() -> String {
+static CREATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let announced = claim_events("created", EventType::UploadCreated);
     let charged = daily_charge("SELECT owner, $17::bigint, $18::bigint FROM created");
     format!(
@@ -165,9 +165,9 @@ fn create_sql() -> String {
                 v.quota_usage, v.quota_requested, c.*
            FROM verdict v LEFT JOIN created c ON true"
     )
-}
+});
 
-/// What `admit_claim` said, from the row of [`create_sql`].
+/// What `admit_claim` said, from the row of [`CREATE`].
 fn verdict(row: &Row, new: &NewClaim) -> Result<Verdict, CreateError> {
     let u64_of = |name| -> Result<u64, DbError> {
         Ok(row.try_get::<_, Option<i64>>(name)?.unwrap_or(0).max(0) as u64)
@@ -263,7 +263,7 @@ impl ClaimStore {
         let quotas = &caps.quotas;
         let row = client
             .query_one_cached(
-                &create_sql(),
+                &CREATE,
                 &[
                     &new.id,
                     &new.key,

@@ -249,13 +249,7 @@ async fn store_work(ctx: &JobContext, rows: &[&PendingDelete]) -> HashMap<i64, S
         .iter()
         .filter_map(|row| Some(abort(ctx, row.id, &row.key, row.upload_id.as_deref()?)))
         .collect();
-    let mut failures: HashMap<i64, String> = stream::iter(aborts)
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut failures: HashMap<i64, String> = failed_in_flight(aborts, concurrency).await.collect();
 
     let mut keys: Vec<String> = rows
         .iter()
@@ -279,19 +273,29 @@ async fn store_work(ctx: &JobContext, rows: &[&PendingDelete]) -> HashMap<i64, S
         .chunks(per_call)
         .map(|chunk| delete_chunk(ctx, chunk))
         .collect();
-    let key_errors: HashMap<String, String> = stream::iter(deletes)
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let key_errors: HashMap<String, String> =
+        failed_in_flight(deletes, concurrency).await.collect();
     for row in rows {
         if let Some(error) = key_errors.get(&row.key) {
             failures.entry(row.id).or_insert_with(|| error.clone());
         }
     }
     failures
+}
+
+/// Runs `calls`, at most `concurrency` at once; what each reports failed,
+/// all together.
+async fn failed_in_flight<F, I>(calls: Vec<F>, concurrency: usize) -> impl Iterator<Item = I::Item>
+where
+    F: std::future::Future<Output = I>,
+    I: IntoIterator,
+{
+    stream::iter(calls)
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
 }
 
 /// Aborts one row's session; the row's error when it failed.
